@@ -1,0 +1,40 @@
+/**
+ * Systemd socket activation for Deno and Node services: find the sockets the
+ * service manager passed (`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`), make
+ * them close-on-exec, and pick the right one by name, exactly as libsystemd's
+ * `sd_listen_fds_with_names()` would.
+ *
+ * On Deno, run with `--allow-env --allow-ffi`. On Node, install
+ * `socket-activation` from npm.
+ *
+ * @example Serving HTTP on the socket systemd passed, or on a port
+ * ```ts ignore
+ * import { createServer } from "node:http";
+ * import { getSystemdSocket } from "@socket-activation/socket-activation";
+ *
+ * const server = createServer((_request, response) => response.end("hello\n"));
+ * const fd = getSystemdSocket("web", { unsetEnv: true });
+ * server.listen(fd === undefined ? { port: 8080 } : { fd });
+ * ```
+ *
+ * @module
+ */
+
+export {
+  ActivationError,
+  type ActivationErrorCode,
+  type ActivationErrorOptions,
+} from "./src/errors.ts";
+export {
+  type ListenEnv,
+  type ListenPlan,
+  parseListenEnv,
+  type ParseListenEnvOptions,
+  SD_LISTEN_FDS_START,
+} from "./src/listen_env.ts";
+export {
+  type ListenFd,
+  listenFds,
+  type ListenFdsOptions,
+} from "./src/listen_fds.ts";
+export { getSystemdSocket } from "./src/get_systemd_socket.ts";

@@ -1,0 +1,118 @@
+// The system calls the library needs, as one interface. `_sys.deno.ts`
+// implements it with Deno.dlopen, `_sys.node.ts` with koffi; the npm build
+// swaps the first for the second. Everything else is shared.
+
+import { describeErrno, ENOSYS, EOPNOTSUPP } from "./_errno.ts";
+import { ActivationError } from "./errors.ts";
+
+// <fcntl.h> on Linux.
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
+// pidfd_open(2) has the same number on every architecture (added in 5.3).
+export const SYS_PIDFD_OPEN = 434;
+// statfs(2) f_type of pidfs (linux/magic.h), whose inodes give each pidfd
+// the 64-bit id that LISTEN_PIDFDID carries (Linux 6.9 and later).
+export const PID_FS_MAGIC = 0x50494446n;
+// Big enough for struct stat and struct statfs on x86-64 and aarch64; in
+// both, st_ino is the u64 at offset 8 and f_type the long at offset 0.
+export const STAT_BUFFER_SIZE = 256;
+export const ST_INO_OFFSET = 8;
+
+/** The libc functions each runtime binds, the same for all of them. */
+export interface Libc {
+  /** The errno left by the last call. */
+  errno(): number;
+  fcntl(fd: number, cmd: number, arg: number): number;
+  /** syscall(SYS_pidfd_open, pid, 0). */
+  pidfdOpen(pid: number): number;
+  fstat(fd: number, buffer: Uint8Array): number;
+  fstatfs(fd: number, buffer: Uint8Array): number;
+  close(fd: number): number;
+}
+
+/** The system calls behind the library, per runtime. */
+export interface Sys {
+  /**
+   * Makes `fd` close-on-exec if it is not yet, as sd_listen_fds() does.
+   * Returns 0, or the errno of the failed `fcntl` (EBADF for a closed fd).
+   */
+  setCloexec(fd: number): number;
+  /**
+   * The inode id of a pidfd of this process, or `undefined` where the kernel
+   * has no pidfs (or no pidfd_open), as libsystemd treats "not supported".
+   */
+  pidfdId(): bigint | undefined;
+}
+
+/** Turns a failure to reach the system calls into `FFI_UNAVAILABLE`. */
+export function ffiUnavailable(
+  detail: string,
+  cause: unknown,
+): ActivationError {
+  return new ActivationError(
+    "FFI_UNAVAILABLE",
+    `Cannot call into libc.so.6: ${detail}`,
+    { cause },
+  );
+}
+
+/** The error for a failed pidfd_open/fstatfs/fstat when checking LISTEN_PIDFDID. */
+export function pidfdFailed(call: string, errno: number): ActivationError {
+  return new ActivationError(
+    "PIDFD_FAILED",
+    `Cannot read this process's pidfd id to check LISTEN_PIDFDID: ${call} failed with ${
+      describeErrno(errno)
+    }`,
+    { errno },
+  );
+}
+
+/**
+ * Whether a failed pidfd call means "this kernel cannot": libsystemd then
+ * skips the LISTEN_PIDFDID check instead of failing (ERRNO_IS_NOT_SUPPORTED).
+ */
+export function isNotSupported(errno: number): boolean {
+  return errno === ENOSYS || errno === EOPNOTSUPP;
+}
+
+/** sd_listen_fds()'s loop body: set FD_CLOEXEC unless already set. */
+export function fcntlSetCloexec(libc: Libc, fd: number): number {
+  const flags = libc.fcntl(fd, F_GETFD, 0);
+  if (flags < 0) return libc.errno();
+  if (flags & FD_CLOEXEC) return 0;
+  if (libc.fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return libc.errno();
+  return 0;
+}
+
+/**
+ * The pidfs inode id of a new pidfd for `pid`, as libsystemd's
+ * pidfd_get_inode_id() reads it on 64-bit systems.
+ */
+export function readPidfdId(libc: Libc, pid: number): bigint | undefined {
+  const pidfd = libc.pidfdOpen(pid);
+  if (pidfd < 0) {
+    const errno = libc.errno();
+    if (isNotSupported(errno)) return undefined;
+    throw pidfdFailed("pidfd_open", errno);
+  }
+  try {
+    const buffer = new Uint8Array(STAT_BUFFER_SIZE);
+    const view = new DataView(buffer.buffer);
+    if (libc.fstatfs(pidfd, buffer) < 0) {
+      throw pidfdFailed("fstatfs", libc.errno());
+    }
+    if (view.getBigUint64(0, true) !== PID_FS_MAGIC) return undefined;
+    buffer.fill(0);
+    if (libc.fstat(pidfd, buffer) < 0) throw pidfdFailed("fstat", libc.errno());
+    return view.getBigUint64(ST_INO_OFFSET, true);
+  } finally {
+    libc.close(pidfd);
+  }
+}
+
+/** Calls `read` once, on first need, and keeps its value. */
+export function once<T>(read: () => T): () => T {
+  let cached: { value: T } | undefined;
+  return () => (cached ??= { value: read() }).value;
+}

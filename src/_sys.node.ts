@@ -1,0 +1,97 @@
+// The system calls for Node, through koffi. Node already makes inherited fds
+// close-on-exec at start-up (libuv's uv_disable_stdio_inheritance()), so each
+// fd's flags are first read from /proc/self/fdinfo: koffi, a native module,
+// is loaded only for an fd that still lacks the flag (an embedder may have
+// turned that start-up step off) or to read the pidfd id.
+
+import { closeSync, openSync, readSync } from "node:fs";
+import { createRequire } from "node:module";
+import process from "node:process";
+import { EBADF } from "./_errno.ts";
+import {
+  fcntlSetCloexec,
+  ffiUnavailable,
+  type Libc,
+  once,
+  readPidfdId,
+  type Sys,
+  SYS_PIDFD_OPEN,
+} from "./_sys.common.ts";
+
+type KoffiFunction = (...args: unknown[]) => unknown;
+interface Koffi {
+  load(path: string): { func(signature: string): KoffiFunction };
+  errno(): number;
+}
+
+const open = once((): Libc => {
+  let koffi: Koffi;
+  try {
+    koffi = createRequire(import.meta.url)("koffi") as Koffi;
+  } catch (error) {
+    throw ffiUnavailable(`cannot load koffi: ${String(error)}`, error);
+  }
+  let lib: ReturnType<Koffi["load"]>;
+  try {
+    lib = koffi.load("libc.so.6");
+  } catch (error) {
+    throw ffiUnavailable(String(error), error);
+  }
+  const fcntl = lib.func("int fcntl(int fd, int cmd, ...)");
+  const syscall = lib.func("long syscall(long number, ...)");
+  const fstat = lib.func("int fstat(int fd, _Out_ uint8_t *buf)");
+  const fstatfs = lib.func("int fstatfs(int fd, _Out_ uint8_t *buf)");
+  const close = lib.func("int close(int fd)");
+  return {
+    errno: () => koffi.errno(),
+    fcntl: (fd, cmd, arg) => fcntl(fd, cmd, "int", arg) as number,
+    pidfdOpen: (pid) =>
+      Number(syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
+    fstat: (fd, buffer) => fstat(fd, buffer) as number,
+    fstatfs: (fd, buffer) => fstatfs(fd, buffer) as number,
+    close: (fd) => close(fd) as number,
+  };
+});
+
+// O_CLOEXEC, as /proc/self/fdinfo/N shows FD_CLOEXEC in its octal "flags:".
+const O_CLOEXEC = 0o2000000;
+const fdinfo = new Uint8Array(512);
+const decoder = new TextDecoder();
+
+/** The flag as read; "closed" for no such fd; undefined without /proc. */
+function readCloexec(fd: number): boolean | "closed" | undefined {
+  let handle: number;
+  try {
+    handle = openSync(`/proc/self/fdinfo/${fd}`, "r");
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "ENOENT") return undefined;
+    try {
+      closeSync(openSync("/proc/self/fdinfo", "r"));
+    } catch {
+      return undefined;
+    }
+    return "closed";
+  }
+  let length: number;
+  try {
+    length = readSync(handle, fdinfo, 0, fdinfo.length, 0);
+  } finally {
+    closeSync(handle);
+  }
+  const match = /^flags:\s*([0-7]+)$/m.exec(
+    decoder.decode(fdinfo.subarray(0, length)),
+  );
+  if (match === null) return undefined;
+  return (parseInt(match[1]!, 8) & O_CLOEXEC) !== 0;
+}
+
+/** The system calls, for Node. */
+export const sys: Sys = {
+  setCloexec(fd) {
+    const cloexec = readCloexec(fd);
+    if (cloexec === true) return 0;
+    if (cloexec === "closed") return EBADF;
+    return fcntlSetCloexec(open(), fd);
+  },
+  pidfdId: once(() => readPidfdId(open(), process.pid)),
+};

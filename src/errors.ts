@@ -1,0 +1,84 @@
+/**
+ * The stable codes of {@linkcode ActivationError}.
+ *
+ * - `INVALID_LISTEN_PID`, `INVALID_LISTEN_PIDFDID`, `INVALID_LISTEN_FDS`,
+ *   `INVALID_LISTEN_FDNAMES`: a variable does not parse as libsystemd reads it.
+ * - `NAME_COUNT_MISMATCH`: `LISTEN_FDNAMES` has a different number of names
+ *   than `LISTEN_FDS` announces.
+ * - `NAME_NOT_FOUND`: the socket name asked for is not in `LISTEN_FDNAMES`.
+ * - `CLOEXEC_FAILED`: a passed fd could not be made close-on-exec.
+ * - `PIDFD_FAILED`: this process's pidfd could not be read to check
+ *   `LISTEN_PIDFDID`.
+ * - `FFI_UNAVAILABLE`: the system calls cannot be reached (Deno without
+ *   `--allow-ffi`, or koffi missing on Node).
+ * - `ENV_UNAVAILABLE`: the variables cannot be read (Deno without
+ *   `--allow-env`).
+ */
+export type ActivationErrorCode =
+  | "INVALID_LISTEN_PID"
+  | "INVALID_LISTEN_PIDFDID"
+  | "INVALID_LISTEN_FDS"
+  | "INVALID_LISTEN_FDNAMES"
+  | "NAME_COUNT_MISMATCH"
+  | "NAME_NOT_FOUND"
+  | "CLOEXEC_FAILED"
+  | "PIDFD_FAILED"
+  | "FFI_UNAVAILABLE"
+  | "ENV_UNAVAILABLE";
+
+/** Options of the {@linkcode ActivationError} constructor. */
+export interface ActivationErrorOptions {
+  /** The C errno libsystemd would return, negated, in the same case. */
+  errno?: number;
+  /** The lower-level failure, if any. */
+  cause?: unknown;
+}
+
+/**
+ * The one error this library throws for callers to catch: a socket-activation
+ * environment that libsystemd would reject, or a system call that failed.
+ *
+ * @example Telling a bad environment from a missing name
+ * ```ts
+ * import { ActivationError, getSystemdSocket } from "@socket-activation/socket-activation";
+ *
+ * try {
+ *   getSystemdSocket("web");
+ * } catch (error) {
+ *   if (error instanceof ActivationError && error.code === "NAME_NOT_FOUND") {
+ *     console.error(error.message);
+ *   }
+ * }
+ * ```
+ */
+export class ActivationError extends Error {
+  /** What went wrong, as a stable string to test against. */
+  readonly code: ActivationErrorCode;
+  /**
+   * The C errno behind the failure (`22` for EINVAL, `9` for EBADF, …): the
+   * value libsystemd would return negated, or the errno of the system call.
+   * `undefined` where libsystemd has no such case.
+   */
+  readonly errno: number | undefined;
+
+  /**
+   * Makes an error with a code, a message and optionally an errno and cause.
+   *
+   * @param code The stable code.
+   * @param message What happened, naming the variable, value or fd.
+   * @param options The errno and the cause.
+   */
+  constructor(
+    code: ActivationErrorCode,
+    message: string,
+    options: ActivationErrorOptions = {},
+  ) {
+    super(
+      message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.name = "ActivationError";
+    this.code = code;
+    this.errno = options.errno;
+  }
+}

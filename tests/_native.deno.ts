@@ -1,0 +1,69 @@
+// Test-only system calls on Deno: clearing FD_CLOEXEC to set up a case, and
+// the real libsystemd as the oracle. The npm build swaps in _native.node.ts.
+
+import type { Native, SdListenResult } from "./_native.common.ts";
+
+const LIBC = {
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  free: { parameters: ["pointer"], result: "void" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+const LIBSYSTEMD = {
+  sd_listen_fds_with_names: { parameters: ["i32", "buffer"], result: "i32" },
+} as const;
+
+let libc: Deno.DynamicLibrary<typeof LIBC>["symbols"] | undefined;
+let libsystemd:
+  | Deno.DynamicLibrary<typeof LIBSYSTEMD>["symbols"]
+  | null
+  | undefined;
+
+function c() {
+  return libc ??= Deno.dlopen("libc.so.6", LIBC).symbols;
+}
+
+function systemd() {
+  if (libsystemd === undefined) {
+    try {
+      libsystemd = Deno.dlopen("libsystemd.so.0", LIBSYSTEMD).symbols;
+    } catch {
+      libsystemd = null;
+    }
+  }
+  return libsystemd;
+}
+
+function errno(): number {
+  return new Deno.UnsafePointerView(c().__errno_location()!).getInt32();
+}
+
+function fcntl(fd: number, cmd: number, arg: number): number {
+  const result = c().fcntl(fd, cmd, arg);
+  return result < 0 ? -errno() : result;
+}
+
+function sdListenFdsWithNames(unset: boolean): SdListenResult {
+  const lib = systemd();
+  if (!lib) throw new Error("libsystemd.so.0 is not available");
+  const out = new BigUint64Array(1);
+  const result = lib.sd_listen_fds_with_names(unset ? 1 : 0, out);
+  if (result <= 0 || out[0] === 0n) return { result, names: undefined };
+  const array = Deno.UnsafePointer.create(out[0]!)!;
+  const view = new Deno.UnsafePointerView(array);
+  const names: string[] = [];
+  for (let i = 0; i < result; i++) {
+    const entry = Deno.UnsafePointer.create(view.getBigUint64(i * 8))!;
+    names.push(Deno.UnsafePointerView.getCString(entry));
+    c().free(entry);
+  }
+  c().free(array);
+  return { result, names };
+}
+
+/** The test-only system calls, for Deno. */
+export const native: Native = {
+  fcntl,
+  libsystemdAvailable: () => systemd() !== null,
+  sdListenFdsWithNames,
+};

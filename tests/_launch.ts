@@ -1,0 +1,167 @@
+// Starts a program with sockets at fds 3, 4, … and chosen LISTEN_* values, as
+// a service manager would, but with any values a test needs. A small Python
+// launcher does it (python3 is on every machine we use): Deno's
+// node:child_process cannot place extra fds, and the variables must name the
+// pid of the exec'd program, which only the launcher knows.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { createInterface } from "node:readline";
+
+const LAUNCHER = String.raw`
+import json, os, socket, sys
+spec = json.loads(sys.argv[1])
+made, info = [], []
+for kind in spec["fds"]:
+    if kind == "pipe":
+        r, w = os.pipe()
+        made.append(r)
+        info.append({"kind": kind})
+        continue
+    if kind["type"] == "tcp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        info.append({"kind": "tcp", "port": s.getsockname()[1]})
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(kind["path"])
+        info.append({"kind": "unix", "path": kind["path"]})
+    s.listen(16)
+    made.append(s.detach())
+# Move the fds out of the way, then down to 3, 4, … without the close-on-exec
+# flag, as systemd passes them; close everything else above 2.
+high = [os.dup(fd) for fd in made]
+for fd in made:
+    os.close(fd)
+top = 3 + len(high)
+for index, fd in enumerate(high):
+    os.dup2(fd, 3 + index, inheritable=True)
+os.closerange(top, 65536)
+pid = os.getpid()
+env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+pidfdid = ""
+if "$PIDFDID" in json.dumps(spec["env"]):
+    pidfd = os.pidfd_open(pid)
+    pidfdid = str(os.fstat(pidfd).st_ino)
+    os.close(pidfd)
+for k, v in spec["env"].items():
+    if v is None:
+        env.pop(k, None)
+    else:
+        env[k] = v.replace("$PIDFDID", pidfdid).replace("$PID", str(pid))
+print(json.dumps({"pid": pid, "fds": info}), flush=True)
+os.execve(spec["argv"][0], spec["argv"], env)
+`;
+
+/** A passed fd to make: a listening socket, or a pipe's read end. */
+export type LaunchFd = "pipe" | { type: "tcp" } | {
+  type: "unix";
+  path: string;
+};
+
+/** What to start and with what. */
+export interface LaunchSpec {
+  /** The program and its arguments (the program as an absolute path). */
+  argv: readonly string[];
+  /** The fds to pass, placed at 3, 4, … in this order. */
+  fds?: readonly LaunchFd[];
+  /**
+   * Variables to set (`null` removes one). In values, `$PID` becomes the pid
+   * of the started program and `$PIDFDID` the inode id of its pidfd. Any
+   * LISTEN_* variable of this process is removed first.
+   */
+  env?: Readonly<Record<string, string | null>>;
+}
+
+/** What the launcher made, in fd order. */
+export interface LaunchedFd {
+  kind: "pipe" | "tcp" | "unix";
+  port?: number;
+  path?: string;
+}
+
+/** A started program. */
+export interface Launched {
+  /** Its pid (the launcher's, kept across exec). */
+  pid: number;
+  /** The fds passed, from fd 3 on. */
+  fds: LaunchedFd[];
+  /** The child process. */
+  child: ChildProcess;
+  /** The next line the program prints on stdout. */
+  nextLine(): Promise<string>;
+  /** Everything it printed on stderr so far. */
+  stderr(): string;
+  /** Waits for the exit: the code, or the signal name. */
+  exited: Promise<number | string>;
+}
+
+/** Starts `spec.argv` with the fds and variables asked for. */
+export async function launch(spec: LaunchSpec): Promise<Launched> {
+  const child = spawn(
+    "python3",
+    [
+      "-c",
+      LAUNCHER,
+      JSON.stringify({
+        argv: spec.argv,
+        fds: spec.fds ?? [],
+        env: spec.env ?? {},
+      }),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: process.env },
+  );
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on(
+    "data",
+    (chunk: string) => stderr += chunk,
+  );
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
+  );
+  const lines = lineReader(child);
+  const header = await lines.next().catch((error: Error) => {
+    throw new Error(`${error.message}\n${stderr}`);
+  });
+  const { pid, fds } = JSON.parse(header) as { pid: number; fds: LaunchedFd[] };
+  return {
+    pid,
+    fds,
+    child,
+    nextLine: () => lines.next(),
+    stderr: () => stderr,
+    exited,
+  };
+}
+
+/** Reads a child's stdout line by line; rejects when it ends first. */
+export function lineReader(child: ChildProcess): { next(): Promise<string> } {
+  const queue: string[] = [];
+  const waiting: { resolve(line: string): void; reject(error: Error): void }[] =
+    [];
+  let ended = false;
+  const reader = createInterface({ input: child.stdout! });
+  reader.on("line", (line) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter.resolve(line);
+    else queue.push(line);
+  });
+  reader.on("close", () => {
+    ended = true;
+    for (const waiter of waiting.splice(0)) {
+      waiter.reject(new Error("The process closed its output"));
+    }
+  });
+  return {
+    next() {
+      const line = queue.shift();
+      if (line !== undefined) return Promise.resolve(line);
+      if (ended) {
+        return Promise.reject(new Error("The process closed its output"));
+      }
+      return new Promise((resolve, reject) =>
+        waiting.push({ resolve, reject })
+      );
+    },
+  };
+}

@@ -12,6 +12,11 @@ export interface SdListenResult {
 export interface Native {
   /** fcntl(fd, cmd, arg): the result, or the negative errno. */
   fcntl(fd: number, cmd: number, arg: number): number;
+  /**
+   * close(fd): 0, or the negative errno. Deno's node:fs cannot close an fd it
+   * did not open, and a test needs a hole inside the passed range.
+   */
+  close(fd: number): number;
   /** Whether libsystemd.so.0 can be loaded. */
   libsystemdAvailable(): boolean;
   /** The real sd_listen_fds_with_names(unset, &names). */

@@ -5,6 +5,7 @@ import type { Native, SdListenResult } from "./_native.common.ts";
 
 const LIBC = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
   free: { parameters: ["pointer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -43,6 +44,10 @@ function fcntl(fd: number, cmd: number, arg: number): number {
   return result < 0 ? -errno() : result;
 }
 
+function close(fd: number): number {
+  return c().close(fd) < 0 ? -errno() : 0;
+}
+
 function sdListenFdsWithNames(unset: boolean): SdListenResult {
   const lib = systemd();
   if (!lib) throw new Error("libsystemd.so.0 is not available");
@@ -64,6 +69,7 @@ function sdListenFdsWithNames(unset: boolean): SdListenResult {
 /** The test-only system calls, for Deno. */
 export const native: Native = {
   fcntl,
+  close,
   libsystemdAvailable: () => systemd() !== null,
   sdListenFdsWithNames,
 };

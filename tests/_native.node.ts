@@ -16,6 +16,7 @@ const koffi = createRequire(import.meta.url)("koffi") as Koffi;
 const libc = koffi.load("libc.so.6");
 const fcntlCall = libc.func("int fcntl(int fd, int cmd, ...)");
 const free = libc.func("void free(void *ptr)");
+const closeCall = libc.func("int close(int fd)");
 
 let listen: KoffiFunction | null | undefined;
 
@@ -35,6 +36,10 @@ function systemd(): KoffiFunction | null {
 function fcntl(fd: number, cmd: number, arg: number): number {
   const result = fcntlCall(fd, cmd, "int", arg) as number;
   return result < 0 ? -koffi.errno() : result;
+}
+
+function close(fd: number): number {
+  return (closeCall(fd) as number) < 0 ? -koffi.errno() : 0;
 }
 
 function sdListenFdsWithNames(unset: boolean): SdListenResult {
@@ -59,6 +64,7 @@ function sdListenFdsWithNames(unset: boolean): SdListenResult {
 /** The test-only system calls, for Node. */
 export const native: Native = {
   fcntl,
+  close,
   libsystemdAvailable: () => systemd() !== null,
   sdListenFdsWithNames,
 };

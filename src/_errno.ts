@@ -1,25 +1,19 @@
-// The errno values of Linux (asm-generic/errno-base.h and errno.h, the same on
-// x86-64 and aarch64) that this library reports or reacts to.
-export const EPERM = 1;
-export const ENOENT = 2;
+// The errno values of Linux (asm-generic/errno-base.h, the same on x86-64 and
+// aarch64) that this library returns, and names for the ones it may report.
 export const EBADF = 9;
-export const ENOMEM = 12;
 export const EINVAL = 22;
-export const EMFILE = 24;
 export const ERANGE = 34;
-export const ENOSYS = 38;
-export const EOPNOTSUPP = 95;
 
 const DESCRIPTIONS: Readonly<Record<number, string>> = {
-  [EPERM]: "EPERM (operation not permitted)",
-  [ENOENT]: "ENOENT (no such file or directory)",
+  1: "EPERM (operation not permitted)",
+  2: "ENOENT (no such file or directory)",
   [EBADF]: "EBADF (bad file descriptor)",
-  [ENOMEM]: "ENOMEM (out of memory)",
+  12: "ENOMEM (out of memory)",
+  13: "EACCES (permission denied)",
   [EINVAL]: "EINVAL (invalid argument)",
-  [EMFILE]: "EMFILE (too many open files)",
+  24: "EMFILE (too many open files)",
   [ERANGE]: "ERANGE (result out of range)",
-  [ENOSYS]: "ENOSYS (function not implemented)",
-  [EOPNOTSUPP]: "EOPNOTSUPP (operation not supported)",
+  38: "ENOSYS (function not implemented)",
 };
 
 /** Names an errno for a message: `EBADF (bad file descriptor)`. */

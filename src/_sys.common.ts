@@ -2,7 +2,6 @@
 // implements it with Deno.dlopen, `_sys.node.ts` with koffi; the npm build
 // swaps the first for the second. Everything else is shared.
 
-import { describeErrno, ENOSYS, EOPNOTSUPP } from "./_errno.ts";
 import { ActivationError } from "./errors.ts";
 
 // <fcntl.h> on Linux.
@@ -13,11 +12,11 @@ export const FD_CLOEXEC = 1;
 export const SYS_PIDFD_OPEN = 434;
 // statfs(2) f_type of pidfs (linux/magic.h), whose inodes give each pidfd
 // the 64-bit id that LISTEN_PIDFDID carries (Linux 6.9 and later).
-export const PID_FS_MAGIC = 0x50494446n;
+const PID_FS_MAGIC = 0x50494446n;
 // Big enough for struct stat and struct statfs on x86-64 and aarch64; in
 // both, st_ino is the u64 at offset 8 and f_type the long at offset 0.
-export const STAT_BUFFER_SIZE = 256;
-export const ST_INO_OFFSET = 8;
+const STAT_BUFFER_SIZE = 256;
+const ST_INO_OFFSET = 8;
 
 /** The libc functions each runtime binds, the same for all of them. */
 export interface Libc {
@@ -39,8 +38,9 @@ export interface Sys {
    */
   setCloexec(fd: number): number;
   /**
-   * The inode id of a pidfd of this process, or `undefined` where the kernel
-   * has no pidfs (or no pidfd_open), as libsystemd treats "not supported".
+   * The inode id of a pidfd of this process, or `undefined` where it cannot
+   * be read (no pidfd_open, no pidfs), in which case libsystemd skips the
+   * LISTEN_PIDFDID comparison.
    */
   pidfdId(): bigint | undefined;
 }
@@ -57,25 +57,6 @@ export function ffiUnavailable(
   );
 }
 
-/** The error for a failed pidfd_open/fstatfs/fstat when checking LISTEN_PIDFDID. */
-export function pidfdFailed(call: string, errno: number): ActivationError {
-  return new ActivationError(
-    "PIDFD_FAILED",
-    `Cannot read this process's pidfd id to check LISTEN_PIDFDID: ${call} failed with ${
-      describeErrno(errno)
-    }`,
-    { errno },
-  );
-}
-
-/**
- * Whether a failed pidfd call means "this kernel cannot": libsystemd then
- * skips the LISTEN_PIDFDID check instead of failing (ERRNO_IS_NOT_SUPPORTED).
- */
-export function isNotSupported(errno: number): boolean {
-  return errno === ENOSYS || errno === EOPNOTSUPP;
-}
-
 /** sd_listen_fds()'s loop body: set FD_CLOEXEC unless already set. */
 export function fcntlSetCloexec(libc: Libc, fd: number): number {
   const flags = libc.fcntl(fd, F_GETFD, 0);
@@ -87,24 +68,19 @@ export function fcntlSetCloexec(libc: Libc, fd: number): number {
 
 /**
  * The pidfs inode id of a new pidfd for `pid`, as libsystemd's
- * pidfd_get_inode_id() reads it on 64-bit systems.
+ * pidfd_get_inode_id() reads it on 64-bit systems, or `undefined` where it
+ * cannot be had: sd_listen_fds() skips the LISTEN_PIDFDID comparison on any
+ * failure there (no pidfd_open, no pidfs, or another error).
  */
 export function readPidfdId(libc: Libc, pid: number): bigint | undefined {
   const pidfd = libc.pidfdOpen(pid);
-  if (pidfd < 0) {
-    const errno = libc.errno();
-    if (isNotSupported(errno)) return undefined;
-    throw pidfdFailed("pidfd_open", errno);
-  }
+  if (pidfd < 0) return undefined;
   try {
     const buffer = new Uint8Array(STAT_BUFFER_SIZE);
     const view = new DataView(buffer.buffer);
-    if (libc.fstatfs(pidfd, buffer) < 0) {
-      throw pidfdFailed("fstatfs", libc.errno());
-    }
+    if (libc.fstatfs(pidfd, buffer) < 0) return undefined;
     if (view.getBigUint64(0, true) !== PID_FS_MAGIC) return undefined;
-    buffer.fill(0);
-    if (libc.fstat(pidfd, buffer) < 0) throw pidfdFailed("fstat", libc.errno());
+    if (libc.fstat(pidfd, buffer) < 0) return undefined;
     return view.getBigUint64(ST_INO_OFFSET, true);
   } finally {
     libc.close(pidfd);

@@ -7,8 +7,6 @@
  *   than `LISTEN_FDS` announces.
  * - `NAME_NOT_FOUND`: the socket name asked for is not in `LISTEN_FDNAMES`.
  * - `CLOEXEC_FAILED`: a passed fd could not be made close-on-exec.
- * - `PIDFD_FAILED`: this process's pidfd could not be read to check
- *   `LISTEN_PIDFDID`.
  * - `FFI_UNAVAILABLE`: the system calls cannot be reached (Deno without
  *   `--allow-ffi`, or koffi missing on Node).
  * - `ENV_UNAVAILABLE`: the variables cannot be read (Deno without
@@ -22,7 +20,6 @@ export type ActivationErrorCode =
   | "NAME_COUNT_MISMATCH"
   | "NAME_NOT_FOUND"
   | "CLOEXEC_FAILED"
-  | "PIDFD_FAILED"
   | "FFI_UNAVAILABLE"
   | "ENV_UNAVAILABLE";
 

@@ -38,3 +38,12 @@ export {
   type ListenFdsOptions,
 } from "./src/listen_fds.ts";
 export { getSystemdSocket } from "./src/get_systemd_socket.ts";
+export {
+  type Endpoint,
+  type FdEndpoint,
+  type FdNameEndpoint,
+  formatEndpoint,
+  type HttpEndpoint,
+  parseEndpoint,
+  type UnixEndpoint,
+} from "./src/endpoint.ts";

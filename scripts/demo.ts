@@ -13,19 +13,38 @@
 // symlinked script from the script's real folder, examples/.
 
 import { request } from "node:http";
-import { join } from "node:path";
-import { BuildError, exists, ROOT, run } from "./_build_util.ts";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// The repository root: this file lives in <root>/scripts/.
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 
 const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
 // Each step takes well under a second; this turns a hang into a message.
 const DEADLINE_MS = 15_000;
+
+/** A failure whose message says it all: printed without a stack trace. */
+class DemoError extends Error {
+  override name = "DemoError";
+}
+
+/** Whether `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
 
 /** Rejects with a message naming `what` if `promise` takes too long. */
 async function within<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new BuildError(`Timed out waiting for ${what}`)),
+      () => reject(new DemoError(`Timed out waiting for ${what}`)),
       DEADLINE_MS,
     );
   });
@@ -47,7 +66,7 @@ function get(socketPath: string): Promise<string> {
         response.on("data", (chunk: string) => body += chunk);
         response.on("end", () => {
           if (response.statusCode === 200) resolve(body.trim());
-          else reject(new BuildError(`HTTP ${response.statusCode}: ${body}`));
+          else reject(new DemoError(`HTTP ${response.statusCode}: ${body}`));
         });
         response.on("error", reject);
       },
@@ -101,7 +120,7 @@ async function demo(
       Promise.race([
         isListening,
         child.status.then(({ code }) => {
-          throw new BuildError(`${SOCKET_ACTIVATE} exited with ${code}`);
+          throw new DemoError(`${SOCKET_ACTIVATE} exited with ${code}`);
         }),
       ]),
       `${label}: ${SOCKET_ACTIVATE} to listen`,
@@ -115,7 +134,7 @@ async function demo(
       url: string;
     };
     if (served.runtime !== label || served.fd !== 3 || served.name !== "web") {
-      throw new BuildError(
+      throw new DemoError(
         `${label}: expected fd 3 (web) from ${label}, got ${body}`,
       );
     }
@@ -126,9 +145,9 @@ async function demo(
     );
   } catch (error) {
     console.error(`--- ${label} log ---\n${log.trimEnd()}\n---`);
-    throw error instanceof BuildError
+    throw error instanceof DemoError
       ? error
-      : new BuildError(`${label}: ${error}`);
+      : new DemoError(`${label}: ${error}`);
   } finally {
     try {
       child.kill("SIGTERM");
@@ -145,14 +164,16 @@ async function main(): Promise<void> {
     console.log(
       "No npm build yet: building it (scripts/build_npm.ts --no-test)",
     );
-    await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "scripts/build_npm.ts",
-      "--no-test",
-    ], {
+    const { code } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/build_npm.ts", "--no-test"],
       cwd: ROOT,
-    });
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (code !== 0) {
+      throw new DemoError(`scripts/build_npm.ts failed with exit code ${code}`);
+    }
   }
   const dir = await Deno.makeTempDir({ prefix: "socket-activation-demo-" });
   try {
@@ -188,7 +209,7 @@ try {
   await main();
 } catch (error) {
   console.error(
-    `demo failed: ${error instanceof BuildError ? error.message : error}`,
+    `demo failed: ${error instanceof DemoError ? error.message : error}`,
   );
   Deno.exit(1);
 }

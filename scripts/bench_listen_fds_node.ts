@@ -1,0 +1,186 @@
+// listenFds() against libsystemd's sd_listen_fds_with_names() on Node, both
+// called in this process on the same fds. Node has no `deno bench`, so this
+// times the arms itself with process.hrtime.bigint(). scripts/bench.ts
+// compiles this file (with the test helpers it imports, _lib pointing at the
+// built package in npm/) and starts it with pipes at fds 3..258; it prints
+// one JSON line: median ns per call for each scenario, count and arm.
+
+import { readlinkSync } from "node:fs";
+import process from "node:process";
+import { listenFds } from "../tests/_lib.ts";
+import { clearCloexec, F_SETFD, FD_CLOEXEC } from "../tests/_native.common.ts";
+import { native } from "../tests/_native.node.ts";
+
+const COUNTS = [1, 16, 256] as const;
+const MAX = 256;
+const NAMES = Array.from({ length: MAX }, (_, index) => `socket${index}`);
+// Rounds per arm; the arms alternate within each round so that a slow
+// stretch of the shared machine hits both.
+const ROUNDS = 7;
+// Wall time each arm gets per round, to pick an iteration count.
+const ROUND_NS = 40_000_000n;
+// Warm-up time per arm, before the rounds.
+const WARM_UP_NS = 150_000_000n;
+
+/** One arm's result: the median of its rounds, and the rounds. */
+export interface ArmResult {
+  medianNs: number;
+  roundsNs: number[];
+  iterations: number;
+}
+
+/** What this harness prints, keyed by scenario, then count, then arm. */
+export type NodeBenchResult = Record<
+  "steady" | "fresh",
+  Record<string, { libsystemd: ArmResult; listenFds: ArmResult }>
+>;
+
+for (let fd = 3; fd < 3 + MAX; fd++) {
+  let target = "";
+  try {
+    target = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    // Reported below.
+  }
+  if (!target.startsWith("pipe:")) {
+    throw new Error(
+      `fd ${fd} is not a passed pipe (${
+        target || "closed"
+      }): run this through scripts/bench.ts`,
+    );
+  }
+}
+
+function useCount(count: number): void {
+  process.env.LISTEN_PID = String(process.pid);
+  process.env.LISTEN_FDS = String(count);
+  process.env.LISTEN_FDNAMES = NAMES.slice(0, count).join(":");
+}
+
+function clearFlags(count: number): void {
+  for (let fd = 3; fd < 3 + count; fd++) clearCloexec(native, fd);
+}
+
+function ours(): void {
+  listenFds();
+}
+
+function theirs(): void {
+  native.sdListenFdsWithNames(false);
+}
+
+/** ns per call over `iterations` back-to-back calls. */
+function timeSteady(call: () => void, iterations: number): number {
+  const start = process.hrtime.bigint();
+  for (let index = 0; index < iterations; index++) call();
+  return Number(process.hrtime.bigint() - start) / iterations;
+}
+
+/**
+ * ns per call with the flags cleared before each call: only the call is
+ * timed (the clearing cannot be paused out of a loop timing on Node), so each
+ * call is timed alone and the times summed. Both arms pay the same two
+ * hrtime reads per call.
+ */
+function timeFresh(
+  count: number,
+  call: () => void,
+  iterations: number,
+): number {
+  let total = 0n;
+  for (let index = 0; index < iterations; index++) {
+    clearFlags(count);
+    const start = process.hrtime.bigint();
+    call();
+    total += process.hrtime.bigint() - start;
+  }
+  return Number(total) / iterations;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[middle]!
+    : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function measure(
+  scenario: "steady" | "fresh",
+  count: number,
+): { libsystemd: ArmResult; listenFds: ArmResult } {
+  const time = (call: () => void, iterations: number) =>
+    scenario === "steady"
+      ? timeSteady(call, iterations)
+      : timeFresh(count, call, iterations);
+  const arms = { libsystemd: theirs, listenFds: ours };
+  // Warm-up until the JIT has settled (and koffi is loaded), then size the
+  // rounds from the slower arm so both run the same iteration count.
+  let slowest = 0;
+  for (const call of Object.values(arms)) {
+    const until = process.hrtime.bigint() + WARM_UP_NS;
+    let perCall = time(call, 10);
+    while (process.hrtime.bigint() < until) perCall = time(call, 10);
+    slowest = Math.max(slowest, perCall);
+  }
+  const iterations = Math.max(20, Math.round(Number(ROUND_NS) / slowest));
+  const rounds: Record<keyof typeof arms, number[]> = {
+    libsystemd: [],
+    listenFds: [],
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 ? ["listenFds", "libsystemd"] as const : [
+      "libsystemd",
+      "listenFds",
+    ] as const;
+    for (const arm of order) rounds[arm].push(time(arms[arm], iterations));
+  }
+  return {
+    libsystemd: {
+      medianNs: median(rounds.libsystemd),
+      roundsNs: rounds.libsystemd,
+      iterations,
+    },
+    listenFds: {
+      medianNs: median(rounds.listenFds),
+      roundsNs: rounds.listenFds,
+      iterations,
+    },
+  };
+}
+
+function check(count: number): void {
+  for (let round = 0; round < 2; round++) {
+    if (round === 0) clearFlags(count);
+    const found = listenFds();
+    if (round === 0) clearFlags(count);
+    const expected = native.sdListenFdsWithNames(false);
+    const same = expected.result === found.length &&
+      found.every(({ fd, name }, index) =>
+        fd === 3 + index && name === expected.names?.[index]
+      );
+    if (!same) {
+      throw new Error(
+        `listenFds() and libsystemd disagree with ${count} fds: ${
+          JSON.stringify({ found: found.slice(0, 3), expected })
+        }`,
+      );
+    }
+  }
+}
+
+const result: NodeBenchResult = { steady: {}, fresh: {} };
+for (const count of COUNTS) {
+  useCount(count);
+  check(count);
+  for (const scenario of ["steady", "fresh"] as const) {
+    if (scenario === "steady") {
+      // Steady state as Node leaves it: flags set, as at start-up.
+      for (let fd = 3; fd < 3 + count; fd++) {
+        native.fcntl(fd, F_SETFD, FD_CLOEXEC);
+      }
+    }
+    result[scenario][count] = measure(scenario, count);
+  }
+}
+console.log(JSON.stringify(result));

@@ -24,12 +24,6 @@ const REQUIRED_FILES = [
   "script/package.json",
 ];
 
-// Documentation may well show Deno usage, and comments may name Deno's API
-// to explain the Node code; the code itself must not use it.
-function isDocumentation(file: string): boolean {
-  return file.endsWith(".md") || file === "LICENSE";
-}
-
 function isCode(file: string): boolean {
   return /\.[cm]?js$/.test(file) || /\.d\.[cm]?ts$/.test(file);
 }
@@ -79,18 +73,14 @@ function checkFileList(files: readonly string[]): void {
 async function checkContents(packageDir: string): Promise<void> {
   const problems: string[] = [];
   for (const file of await listFiles(packageDir)) {
-    if (isDocumentation(file)) continue;
     const text = await Deno.readTextFile(join(packageDir, file));
     if (isCode(file)) {
       for (const found of forbiddenReferences(file, text)) {
         problems.push(`${file} refers to ${found}`);
       }
-      if (text.includes("Deno.")) {
-        warn(`${file} mentions "Deno." in a comment`);
-      }
-    } else if (text.includes("Deno.")) {
-      problems.push(`${file} mentions "Deno."`);
     }
+    // Not even a comment or the README: the npm package is for Node alone.
+    if (text.includes("Deno.")) problems.push(`${file} mentions "Deno."`);
   }
   if (problems.length > 0) {
     throw new BuildError(

@@ -1,7 +1,8 @@
 // The system calls the library needs, as one interface. `_sys.deno.ts`
-// implements it with Deno.dlopen, `_sys.node.ts` with koffi; the npm build
+// implements it with Deno's dlopen, `_sys.node.ts` with koffi; the npm build
 // swaps the first for the second. Everything else is shared.
 
+import { EBADF } from "./_errno.ts";
 import { ActivationError } from "./errors.ts";
 
 // <fcntl.h> on Linux.
@@ -20,8 +21,6 @@ const ST_INO_OFFSET = 8;
 
 /** The libc functions each runtime binds, the same for all of them. */
 export interface Libc {
-  /** The errno left by the last call. */
-  errno(): number;
   fcntl(fd: number, cmd: number, arg: number): number;
   /** syscall(SYS_pidfd_open, pid, 0). */
   pidfdOpen(pid: number): number;
@@ -57,12 +56,17 @@ export function ffiUnavailable(
   );
 }
 
-/** sd_listen_fds()'s loop body: set FD_CLOEXEC unless already set. */
+/**
+ * sd_listen_fds()'s loop body: set FD_CLOEXEC unless already set. fcntl(2)
+ * fails for F_GETFD and F_SETFD only with EBADF, and that is what this
+ * returns: errno, read by a second foreign call, was seen overwritten (EAGAIN)
+ * about once in a million calls on Deno, but not with fcntl's own result.
+ */
 export function fcntlSetCloexec(libc: Libc, fd: number): number {
   const flags = libc.fcntl(fd, F_GETFD, 0);
-  if (flags < 0) return libc.errno();
+  if (flags < 0) return EBADF;
   if (flags & FD_CLOEXEC) return 0;
-  if (libc.fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return libc.errno();
+  if (libc.fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return EBADF;
   return 0;
 }
 

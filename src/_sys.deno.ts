@@ -19,7 +19,6 @@ const SYMBOLS = {
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 const open = once((): Libc => {
@@ -34,12 +33,7 @@ const open = once((): Libc => {
       error,
     );
   }
-  const errnoPointer = symbols.__errno_location();
   return {
-    errno: () =>
-      errnoPointer === null
-        ? 0
-        : new Deno.UnsafePointerView(errnoPointer).getInt32(),
     fcntl: symbols.fcntl,
     pidfdOpen: (pid) =>
       Number(symbols.syscall(BigInt(SYS_PIDFD_OPEN), BigInt(pid), 0n)),

@@ -21,10 +21,15 @@ import {
 type KoffiFunction = (...args: unknown[]) => unknown;
 interface Koffi {
   load(path: string): { func(signature: string): KoffiFunction };
-  errno(): number;
 }
 
-const open = once((): Libc => {
+let libc: Libc | undefined;
+
+function open(): Libc {
+  return libc ??= load();
+}
+
+function load(): Libc {
   let koffi: Koffi;
   try {
     koffi = createRequire(import.meta.url)("koffi") as Koffi;
@@ -43,7 +48,6 @@ const open = once((): Libc => {
   const fstatfs = lib.func("int fstatfs(int fd, _Out_ uint8_t *buf)");
   const close = lib.func("int close(int fd)");
   return {
-    errno: () => koffi.errno(),
     fcntl: (fd, cmd, arg) => fcntl(fd, cmd, "int", arg) as number,
     pidfdOpen: (pid) =>
       Number(syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
@@ -51,7 +55,7 @@ const open = once((): Libc => {
     fstatfs: (fd, buffer) => fstatfs(fd, buffer) as number,
     close: (fd) => close(fd) as number,
   };
-});
+}
 
 // O_CLOEXEC, as /proc/self/fdinfo/N shows FD_CLOEXEC in its octal "flags:".
 const O_CLOEXEC = 0o2000000;
@@ -88,6 +92,8 @@ function readCloexec(fd: number): boolean | "closed" | undefined {
 /** The system calls, for Node. */
 export const sys: Sys = {
   setCloexec(fd) {
+    // Once koffi is loaded, fcntl is cheaper than reading /proc.
+    if (libc !== undefined) return fcntlSetCloexec(libc, fd);
     const cloexec = readCloexec(fd);
     if (cloexec === true) return 0;
     if (cloexec === "closed") return EBADF;

@@ -11,8 +11,11 @@ export function fdFlags(fd: number): number | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
-  } catch {
-    return undefined;
+  } catch (error) {
+    // Only a missing entry means a closed fd; anything else (Deno without
+    // read permission for /proc) must not pass for one.
+    if ((error as { code?: unknown }).code === "ENOENT") return undefined;
+    throw error;
   }
   const match = /^flags:\s*([0-7]+)$/m.exec(text);
   if (match === null) throw new Error(`No flags in /proc/self/fdinfo/${fd}`);

@@ -365,3 +365,28 @@ test("unsetEnv false keeps the variables after a success", async () => {
   assert.equal(report.env?.LISTEN_FDS, "2");
   assert.equal(report.env?.LISTEN_FDNAMES, "a:b");
 });
+
+for (const unsetEnv of [true, false]) {
+  test(
+    `unsetEnv ${unsetEnv} ${unsetEnv ? "hides" : "leaves"} the variables ${
+      unsetEnv ? "from" : "to"
+    } a child started afterwards`,
+    async () => {
+      const report = await runProbe(
+        { call: "listenFds", unsetEnv, child: true },
+        {
+          fds: [TCP, TCP],
+          env: {
+            LISTEN_PID: "$PID",
+            LISTEN_PIDFDID: "$PIDFDID",
+            LISTEN_FDS: "2",
+            LISTEN_FDNAMES: "a:b",
+          },
+        },
+      );
+      assert.equal(report.error, undefined);
+      const names = (report.childEnv ?? []).map((line) => line.split("=")[0]);
+      assert.deepEqual(names.sort(), unsetEnv ? [] : [...VARIABLES].sort());
+    },
+  );
+}

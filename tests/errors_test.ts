@@ -366,27 +366,27 @@ test("unsetEnv false keeps the variables after a success", async () => {
   assert.equal(report.env?.LISTEN_FDNAMES, "a:b");
 });
 
-for (const unsetEnv of [true, false]) {
-  test(
-    `unsetEnv ${unsetEnv} ${unsetEnv ? "hides" : "leaves"} the variables ${
-      unsetEnv ? "from" : "to"
-    } a child started afterwards`,
-    async () => {
-      const report = await runProbe(
-        { call: "listenFds", unsetEnv, child: true },
-        {
-          fds: [TCP, TCP],
-          env: {
-            LISTEN_PID: "$PID",
-            LISTEN_PIDFDID: "$PIDFDID",
-            LISTEN_FDS: "2",
-            LISTEN_FDNAMES: "a:b",
-          },
+const CHILD_CASES = [
+  [true, "unsetEnv hides the variables from a child started afterwards"],
+  [false, "unsetEnv false leaves the variables to a child started afterwards"],
+] as const;
+
+for (const [unsetEnv, title] of CHILD_CASES) {
+  test(title, async () => {
+    const report = await runProbe(
+      { call: "listenFds", unsetEnv, child: true },
+      {
+        fds: [TCP, TCP],
+        env: {
+          LISTEN_PID: "$PID",
+          LISTEN_PIDFDID: "$PIDFDID",
+          LISTEN_FDS: "2",
+          LISTEN_FDNAMES: "a:b",
         },
-      );
-      assert.equal(report.error, undefined);
-      const names = (report.childEnv ?? []).map((line) => line.split("=")[0]);
-      assert.deepEqual(names.sort(), unsetEnv ? [] : [...VARIABLES].sort());
-    },
-  );
+      },
+    );
+    assert.equal(report.error, undefined);
+    const names = (report.childEnv ?? []).map((line) => line.split("=")[0]);
+    assert.deepEqual(names.sort(), unsetEnv ? [] : [...VARIABLES].sort());
+  });
 }

@@ -118,10 +118,17 @@ function measure(
   // rounds from the slower arm so both run the same iteration count.
   let slowest = 0;
   for (const call of Object.values(arms)) {
-    const until = process.hrtime.bigint() + WARM_UP_NS;
-    let perCall = time(call, 10);
-    while (process.hrtime.bigint() < until) perCall = time(call, 10);
-    slowest = Math.max(slowest, perCall);
+    const start = process.hrtime.bigint();
+    let calls = 0;
+    while (process.hrtime.bigint() - start < WARM_UP_NS) {
+      time(call, 10);
+      calls += 10;
+    }
+    // The whole warm-up's mean: one short sample can hit a load spike.
+    slowest = Math.max(
+      slowest,
+      Number(process.hrtime.bigint() - start) / calls,
+    );
   }
   const iterations = Math.max(20, Math.round(Number(ROUND_NS) / slowest));
   const rounds: Record<keyof typeof arms, number[]> = {

@@ -15,6 +15,7 @@
 import { request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { exists } from "./_build_util.ts";
 
 // The repository root: this file lives in <root>/scripts/.
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -26,17 +27,6 @@ const DEADLINE_MS = 15_000;
 /** A failure whose message says it all: printed without a stack trace. */
 class DemoError extends Error {
   override name = "DemoError";
-}
-
-/** Whether `path` exists. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** Rejects with a message naming `what` if `promise` takes too long. */

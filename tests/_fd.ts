@@ -35,7 +35,8 @@ export function fdTarget(
 ): string | undefined {
   try {
     return readlinkSync(`/proc/${pid}/fd/${fd}`);
-  } catch {
-    return undefined;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ENOENT") return undefined;
+    throw error;
   }
 }

@@ -11,6 +11,7 @@ import {
   type ProbeSpec,
   runProbe,
 } from "./fixtures/probe_launch.ts";
+import { LISTEN_VARIABLES } from "./_env.ts";
 
 const TCP: LaunchFd = { type: "tcp" };
 const EBADF = 9;
@@ -174,12 +175,7 @@ test("listenFds() fails with INVALID_LISTEN_FDS when LISTEN_FDS is 0", async () 
   assert.ok(error.message.includes('LISTEN_FDS "0"'), error.message);
 });
 
-const VARIABLES = [
-  "LISTEN_PID",
-  "LISTEN_PIDFDID",
-  "LISTEN_FDS",
-  "LISTEN_FDNAMES",
-] as const;
+const VARIABLES = LISTEN_VARIABLES;
 const UNSET = Object.fromEntries(VARIABLES.map((name) => [name, null]));
 
 interface Path {

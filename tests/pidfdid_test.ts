@@ -13,10 +13,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { launch } from "./_launch.ts";
 import { fixtureCommand, runtime } from "./_runtime.ts";
+import { LISTEN_VARIABLES } from "./_env.ts";
 
 const EINVAL = 22;
 const ERANGE = 34;
-const ALL = ["LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES"];
+const ALL = LISTEN_VARIABLES;
 const PASSED = [
   { fd: 3, name: "web" },
   { fd: 4, name: "admin" },

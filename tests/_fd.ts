@@ -6,11 +6,14 @@ import { readFileSync, readlinkSync } from "node:fs";
 // O_CLOEXEC as /proc/self/fdinfo/N reports FD_CLOEXEC in its octal "flags:".
 const O_CLOEXEC = 0o2000000;
 
-/** The "flags:" of `/proc/self/fdinfo/FD`, or `undefined` for a closed fd. */
-export function fdFlags(fd: number): number | undefined {
+/** The "flags:" of `/proc/PID/fdinfo/FD`, or `undefined` for a closed fd. */
+export function fdFlags(
+  fd: number,
+  pid: number | "self" = "self",
+): number | undefined {
   let text: string;
   try {
-    text = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
+    text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
   } catch (error) {
     // Only a missing entry means a closed fd; anything else (Deno without
     // read permission for /proc) must not pass for one.
@@ -18,13 +21,16 @@ export function fdFlags(fd: number): number | undefined {
     throw error;
   }
   const match = /^flags:\s*([0-7]+)$/m.exec(text);
-  if (match === null) throw new Error(`No flags in /proc/self/fdinfo/${fd}`);
+  if (match === null) throw new Error(`No flags in /proc/${pid}/fdinfo/${fd}`);
   return parseInt(match[1]!, 8);
 }
 
-/** Whether `fd` is open and close-on-exec, as the kernel says. */
-export function isCloexec(fd: number): boolean | undefined {
-  const flags = fdFlags(fd);
+/** Whether `fd` of process `pid` is open and close-on-exec, as the kernel says. */
+export function isCloexec(
+  fd: number,
+  pid: number | "self" = "self",
+): boolean | undefined {
+  const flags = fdFlags(fd, pid);
   return flags === undefined ? undefined : (flags & O_CLOEXEC) !== 0;
 }
 

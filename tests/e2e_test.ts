@@ -4,7 +4,6 @@
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { connect, createServer } from "node:net";
@@ -12,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
+import { isCloexec } from "./_fd.ts";
 import { launch, lineReader } from "./_launch.ts";
 import { fixtureCommand, runtime } from "./_runtime.ts";
 
@@ -22,8 +22,6 @@ const DENO_FLAGS = ["--allow-env", "--allow-ffi"];
 // Generous: a child starts in well under a second; this only turns a hang
 // into a failure that says where it hung.
 const DEADLINE_MS = 10_000;
-// O_CLOEXEC as /proc/PID/fdinfo/FD shows FD_CLOEXEC in its octal "flags:".
-const O_CLOEXEC = 0o2000000;
 
 /** A socket for systemd-socket-activate to open, and how to reach it. */
 type Target = { port: number } | { socketPath: string };
@@ -185,14 +183,6 @@ function get(target: Target, path: string): Promise<Served> {
   });
 }
 
-/** Whether `fd` of process `pid` is close-on-exec, as the kernel says. */
-function isCloexecIn(pid: number, fd: number): boolean {
-  const text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
-  const match = /^flags:\s*([0-7]+)$/m.exec(text);
-  assert.ok(match, `no flags in /proc/${pid}/fdinfo/${fd}`);
-  return (parseInt(match[1]!, 8) & O_CLOEXEC) !== 0;
-}
-
 /** Runs `body` with a fresh temporary folder, removed afterwards. */
 async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "socket-activation-e2e-"));
@@ -243,7 +233,7 @@ async function serveAndCheck(
     });
     // Every passed fd, not only the one served, must not leak into children.
     for (let fd = 3; fd < 3 + targets.length; fd++) {
-      assert.equal(isCloexecIn(server.child.pid!, fd), true, `fd ${fd}`);
+      assert.equal(isCloexec(fd, server.child.pid!), true, `fd ${fd}`);
     }
     // process.kill, not child.kill: Deno's ChildProcess reports a signal it
     // sent itself as the exit status, even when the child handled it.

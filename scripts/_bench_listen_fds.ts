@@ -7,11 +7,9 @@ import ts from "npm:typescript@5.9.3";
 import { fileURLToPath } from "node:url";
 import { launch } from "../tests/_launch.ts";
 import type { NodeBenchResult } from "./bench_listen_fds_node.ts";
+import { MAX } from "./_bench_setup.ts";
 
 export type { NodeBenchResult } from "./bench_listen_fds_node.ts";
-
-/** Same as both bench files' largest count. */
-const PASSED = 256;
 
 function path(relative: string): string {
   return fileURLToPath(new URL(relative, import.meta.url));
@@ -46,7 +44,7 @@ export interface DenoBenchReport {
 async function runWithPipes(argv: string[]): Promise<string> {
   const launched = await launch({
     argv,
-    fds: Array.from({ length: PASSED }, () => "pipe" as const),
+    fds: Array.from({ length: MAX }, () => "pipe" as const),
   });
   const lines: string[] = [];
   for (;;) {
@@ -82,11 +80,12 @@ export async function runDenoBench(): Promise<DenoBenchReport> {
   return JSON.parse(output) as DenoBenchReport;
 }
 
-// The Node harness and the test helpers it imports, compiled as they are
-// (TypeScript erased, `.ts` specifiers made `.js`); `_lib` becomes the built
-// package's ESM entry point, as in the npm build's own tests.
+// The Node harness and what it imports (its setup, the test helpers), compiled
+// as they are (TypeScript erased, `.ts` specifiers made `.js`); `_lib` becomes
+// the built package's ESM entry point, as in the npm build's own tests.
 const NODE_SOURCES = [
   "scripts/bench_listen_fds_node.ts",
+  "scripts/_bench_setup.ts",
   "tests/_native.common.ts",
   "tests/_native.node.ts",
 ];

@@ -26,9 +26,9 @@ import {
   runDenoBench,
   runNodeBench,
 } from "./_bench_listen_fds.ts";
+import { COUNTS, median } from "./_bench_setup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
-const COUNTS = [1, 16, 256];
 
 interface Flags {
   build: boolean;
@@ -103,14 +103,6 @@ async function machine(nodePath: string): Promise<Machine> {
 /** The 1-minute load average, to show how busy the machine was. */
 async function loadAverage(): Promise<string> {
   return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0]!;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function us(ns: number): string {

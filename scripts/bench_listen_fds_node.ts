@@ -5,15 +5,19 @@
 // built package in npm/) and starts it with pipes at fds 3..258; it prints
 // one JSON line: median ns per call for each scenario, count and arm.
 
-import { readlinkSync } from "node:fs";
 import process from "node:process";
 import { listenFds } from "../tests/_lib.ts";
-import { clearCloexec, F_SETFD, FD_CLOEXEC } from "../tests/_native.common.ts";
+import { F_SETFD, FD_CLOEXEC } from "../tests/_native.common.ts";
 import { native } from "../tests/_native.node.ts";
+import {
+  checkArmsAgree,
+  checkPassedPipes,
+  clearFlags,
+  COUNTS,
+  median,
+  useCount,
+} from "./_bench_setup.ts";
 
-const COUNTS = [1, 16, 256] as const;
-const MAX = 256;
-const NAMES = Array.from({ length: MAX }, (_, index) => `socket${index}`);
 // Rounds per arm; the arms alternate within each round so that a slow
 // stretch of the shared machine hits both.
 const ROUNDS = 7;
@@ -35,31 +39,7 @@ export type NodeBenchResult = Record<
   Record<string, { libsystemd: ArmResult; listenFds: ArmResult }>
 >;
 
-for (let fd = 3; fd < 3 + MAX; fd++) {
-  let target = "";
-  try {
-    target = readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    // Reported below.
-  }
-  if (!target.startsWith("pipe:")) {
-    throw new Error(
-      `fd ${fd} is not a passed pipe (${
-        target || "closed"
-      }): run this through scripts/bench.ts`,
-    );
-  }
-}
-
-function useCount(count: number): void {
-  process.env.LISTEN_PID = String(process.pid);
-  process.env.LISTEN_FDS = String(count);
-  process.env.LISTEN_FDNAMES = NAMES.slice(0, count).join(":");
-}
-
-function clearFlags(count: number): void {
-  for (let fd = 3; fd < 3 + count; fd++) clearCloexec(native, fd);
-}
+checkPassedPipes();
 
 function ours(): void {
   listenFds();
@@ -89,20 +69,12 @@ function timeFresh(
 ): number {
   let total = 0n;
   for (let index = 0; index < iterations; index++) {
-    clearFlags(count);
+    clearFlags(native, count);
     const start = process.hrtime.bigint();
     call();
     total += process.hrtime.bigint() - start;
   }
   return Number(total) / iterations;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function measure(
@@ -156,30 +128,10 @@ function measure(
   };
 }
 
-function check(count: number): void {
-  for (let round = 0; round < 2; round++) {
-    if (round === 0) clearFlags(count);
-    const found = listenFds();
-    if (round === 0) clearFlags(count);
-    const expected = native.sdListenFdsWithNames(false);
-    const same = expected.result === found.length &&
-      found.every(({ fd, name }, index) =>
-        fd === 3 + index && name === expected.names?.[index]
-      );
-    if (!same) {
-      throw new Error(
-        `listenFds() and libsystemd disagree with ${count} fds: ${
-          JSON.stringify({ found: found.slice(0, 3), expected })
-        }`,
-      );
-    }
-  }
-}
-
 const result: NodeBenchResult = { steady: {}, fresh: {} };
 for (const count of COUNTS) {
   useCount(count);
-  check(count);
+  checkArmsAgree(count, { native, listenFds });
   for (const scenario of ["steady", "fresh"] as const) {
     if (scenario === "steady") {
       // Steady state as Node leaves it: flags set, as at start-up.

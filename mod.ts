@@ -47,3 +47,8 @@ export {
   parseEndpoint,
   type UnixEndpoint,
 } from "./src/endpoint.ts";
+export {
+  type SocketAddress,
+  type SocketInfo,
+  socketInfo,
+} from "./src/socket_info.ts";

@@ -2,6 +2,7 @@
 // implements it with Deno's dlopen, `_sys.node.ts` with koffi; the npm build
 // swaps the first for the second. Everything else is shared.
 
+import process from "node:process";
 import { EBADF } from "./_errno.ts";
 import { ActivationError } from "./errors.ts";
 
@@ -27,6 +28,14 @@ export interface Libc {
   fstat(fd: number, buffer: Uint8Array): number;
   fstatfs(fd: number, buffer: Uint8Array): number;
   close(fd: number): number;
+  getsockname(fd: number, address: Uint8Array, length: Uint32Array): number;
+  getsockopt(
+    fd: number,
+    level: number,
+    name: number,
+    value: Uint8Array,
+    length: Uint32Array,
+  ): number;
 }
 
 /** The system calls behind the library, per runtime. */
@@ -42,7 +51,27 @@ export interface Sys {
    * LISTEN_PIDFDID comparison.
    */
   pidfdId(): bigint | undefined;
+  /** What `fd` is: the raw answers of fstat, getsockopt and getsockname. */
+  describeFd(fd: number): RawFdInfo;
 }
+
+/** What the kernel says of an fd, before interpretation (socket_info.ts). */
+export type RawFdInfo =
+  | { readonly open: false }
+  | { readonly open: true; readonly socket: false; readonly mode: number }
+  | {
+    readonly open: true;
+    readonly socket: true;
+    readonly mode: number;
+    /** SO_TYPE. */
+    readonly type: number;
+    /** SO_ACCEPTCONN. */
+    readonly listening: boolean;
+    /** The sockaddr from getsockname(), cut to its length. */
+    readonly address: Uint8Array;
+    /** SO_PEERCRED (pid, uid, gid), for a connected unix socket. */
+    readonly peer: { pid: number; uid: number; gid: number } | undefined;
+  };
 
 /** Turns a failure to reach the system calls into `FFI_UNAVAILABLE`. */
 export function ffiUnavailable(
@@ -89,6 +118,61 @@ export function readPidfdId(libc: Libc, pid: number): bigint | undefined {
   } finally {
     libc.close(pidfd);
   }
+}
+
+// <sys/socket.h> and <sys/stat.h> on Linux.
+const SOL_SOCKET = 1;
+const SO_TYPE = 3;
+const SO_PEERCRED = 17;
+const SO_ACCEPTCONN = 30;
+const S_IFMT = 0o170000;
+const S_IFSOCK = 0o140000;
+// st_mode's offset in struct stat: x86-64 puts st_nlink (8 bytes) before it,
+// the generic layout of aarch64 puts it after.
+const ST_MODE_OFFSET = process.arch === "arm64" ? 16 : 24;
+
+function getInt(libc: Libc, fd: number, name: number, size: number) {
+  const value = new Uint8Array(size);
+  const length = new Uint32Array([size]);
+  if (libc.getsockopt(fd, SOL_SOCKET, name, value, length) < 0) {
+    return undefined;
+  }
+  return new DataView(value.buffer, 0, length[0]);
+}
+
+/** fstat(), then for a socket SO_TYPE, SO_ACCEPTCONN, SO_PEERCRED, getsockname(). */
+export function readFdInfo(libc: Libc, fd: number): RawFdInfo {
+  const stat = new Uint8Array(STAT_BUFFER_SIZE);
+  if (libc.fstat(fd, stat) < 0) return { open: false };
+  const mode = new DataView(stat.buffer).getUint32(ST_MODE_OFFSET, true);
+  if ((mode & S_IFMT) !== S_IFSOCK) return { open: true, socket: false, mode };
+  const type = getInt(libc, fd, SO_TYPE, 4)?.getInt32(0, true) ?? -1;
+  const listening =
+    (getInt(libc, fd, SO_ACCEPTCONN, 4)?.getInt32(0, true) ?? 0) !==
+      0;
+  const credentials = getInt(libc, fd, SO_PEERCRED, 12);
+  const peer = credentials === undefined || credentials.byteLength < 12
+    ? undefined
+    : {
+      pid: credentials.getInt32(0, true),
+      uid: credentials.getUint32(4, true),
+      gid: credentials.getUint32(8, true),
+    };
+  // sockaddr_storage is 128 bytes.
+  const address = new Uint8Array(128);
+  const length = new Uint32Array([address.length]);
+  const named = libc.getsockname(fd, address, length) >= 0;
+  return {
+    open: true,
+    socket: true,
+    mode,
+    type,
+    listening,
+    address: named
+      ? address.slice(0, Math.min(length[0]!, 128))
+      : new Uint8Array(),
+    peer,
+  };
 }
 
 /** Calls `read` once, on first need, and keeps its value. */

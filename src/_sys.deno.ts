@@ -6,6 +6,7 @@ import {
   ffiUnavailable,
   type Libc,
   once,
+  readFdInfo,
   readPidfdId,
   type Sys,
   SYS_PIDFD_OPEN,
@@ -19,6 +20,11 @@ const SYMBOLS = {
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "buffer"],
+    result: "i32",
+  },
 } as const;
 
 const open = once((): Libc => {
@@ -40,6 +46,8 @@ const open = once((): Libc => {
     fstat: symbols.fstat,
     fstatfs: symbols.fstatfs,
     close: symbols.close,
+    getsockname: symbols.getsockname,
+    getsockopt: symbols.getsockopt,
   };
 });
 
@@ -47,4 +55,5 @@ const open = once((): Libc => {
 export const sys: Sys = {
   setCloexec: (fd) => fcntlSetCloexec(open(), fd),
   pidfdId: once(() => readPidfdId(open(), Deno.pid)),
+  describeFd: (fd) => readFdInfo(open(), fd),
 };

@@ -13,6 +13,7 @@ import {
   ffiUnavailable,
   type Libc,
   once,
+  readFdInfo,
   readPidfdId,
   type Sys,
   SYS_PIDFD_OPEN,
@@ -47,6 +48,12 @@ function load(): Libc {
   const fstat = lib.func("int fstat(int fd, _Out_ uint8_t *buf)");
   const fstatfs = lib.func("int fstatfs(int fd, _Out_ uint8_t *buf)");
   const close = lib.func("int close(int fd)");
+  const getsockname = lib.func(
+    "int getsockname(int fd, void *addr, void *len)",
+  );
+  const getsockopt = lib.func(
+    "int getsockopt(int fd, int level, int name, void *value, void *len)",
+  );
   return {
     fcntl: (fd, cmd, arg) => fcntl(fd, cmd, "int", arg) as number,
     pidfdOpen: (pid) =>
@@ -54,6 +61,10 @@ function load(): Libc {
     fstat: (fd, buffer) => fstat(fd, buffer) as number,
     fstatfs: (fd, buffer) => fstatfs(fd, buffer) as number,
     close: (fd) => close(fd) as number,
+    getsockname: (fd, address, length) =>
+      getsockname(fd, address, length) as number,
+    getsockopt: (fd, level, name, value, length) =>
+      getsockopt(fd, level, name, value, length) as number,
   };
 }
 
@@ -100,4 +111,5 @@ export const sys: Sys = {
     return fcntlSetCloexec(open(), fd);
   },
   pidfdId: once(() => readPidfdId(open(), process.pid)),
+  describeFd: (fd) => readFdInfo(open(), fd),
 };

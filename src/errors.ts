@@ -7,6 +7,7 @@
  *   than `LISTEN_FDS` announces.
  * - `NAME_NOT_FOUND`: the socket name asked for is not in `LISTEN_FDNAMES`.
  * - `CLOEXEC_FAILED`: a passed fd could not be made close-on-exec.
+ * - `NOT_A_SOCKET`: an fd that should be a socket is closed or something else.
  * - `INVALID_ENDPOINT`: an endpoint URI that cannot be parsed or formatted.
  * - `FFI_UNAVAILABLE`: the system calls cannot be reached (Deno without
  *   `--allow-ffi`, or koffi missing on Node).
@@ -21,6 +22,7 @@ export type ActivationErrorCode =
   | "NAME_COUNT_MISMATCH"
   | "NAME_NOT_FOUND"
   | "CLOEXEC_FAILED"
+  | "NOT_A_SOCKET"
   | "INVALID_ENDPOINT"
   | "FFI_UNAVAILABLE"
   | "ENV_UNAVAILABLE";

@@ -19,15 +19,19 @@ for kind in spec["fds"]:
         made.append(r)
         info.append({"kind": kind})
         continue
-    if kind["type"] == "tcp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        info.append({"kind": "tcp", "port": s.getsockname()[1]})
+    if kind["type"] in ("tcp", "udp"):
+        host = kind.get("host", "127.0.0.1")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        type = socket.SOCK_STREAM if kind["type"] == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(family, type)
+        s.bind((host, 0))
+        info.append({"kind": kind["type"], "port": s.getsockname()[1]})
     else:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(kind["path"])
         info.append({"kind": "unix", "path": kind["path"]})
-    s.listen(16)
+    if kind["type"] != "udp" and kind.get("listen", True):
+        s.listen(16)
     made.append(s.detach())
 # Move the fds out of the way, then down to 3, 4, … without the close-on-exec
 # flag, as systemd passes them; close everything else above 2.
@@ -58,11 +62,15 @@ os.execve(spec["argv"][0], spec["argv"], env)
 // shim (pyenv's costs about 0.2 s a launch); any python3 on PATH will do.
 const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
-/** A passed fd to make: a listening socket, or a pipe's read end. */
-export type LaunchFd = "pipe" | { type: "tcp" } | {
-  type: "unix";
-  path: string;
-};
+/**
+ * A passed fd to make: a pipe's read end, or a socket, listening unless it
+ * is UDP or `listen` is false. TCP and UDP bind port 0 of `host`
+ * (127.0.0.1 by default; an IPv6 address makes an IPv6 socket).
+ */
+export type LaunchFd =
+  | "pipe"
+  | { type: "tcp" | "udp"; host?: string; listen?: boolean }
+  | { type: "unix"; path: string; listen?: boolean };
 
 /** What to start and with what. */
 export interface LaunchSpec {
@@ -80,7 +88,7 @@ export interface LaunchSpec {
 
 /** What the launcher made, in fd order. */
 export interface LaunchedFd {
-  kind: "pipe" | "tcp" | "unix";
+  kind: "pipe" | "tcp" | "udp" | "unix";
   port?: number;
   path?: string;
 }

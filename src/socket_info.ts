@@ -1,0 +1,179 @@
+// What an fd is, as libsystemd's sd_is_socket() family asks it, in one call:
+// an adopted fd must be checked before a server trusts it, since a LISTEN_FDS
+// larger than what was passed points at the runtime's own fds (SPEC section 5).
+
+import { sys } from "./_sys.deno.ts";
+import type { RawFdInfo } from "./_sys.common.ts";
+import { EBADF } from "./_errno.ts";
+import { ActivationError } from "./errors.ts";
+
+/** A socket's local address, as getsockname() gives it. */
+export type SocketAddress =
+  | {
+    /** An AF_UNIX socket. */
+    readonly family: "unix";
+    /**
+     * The path; `@name` for the abstract namespace; `""` for an unnamed
+     * socket.
+     */
+    readonly path: string;
+  }
+  | {
+    /** An AF_INET or AF_INET6 socket. */
+    readonly family: "ipv4" | "ipv6";
+    /** The address, IPv6 in its RFC 5952 form, without brackets. */
+    readonly host: string;
+    /** The port. */
+    readonly port: number;
+  }
+  | {
+    /** Another address family (netlink, vsock, …). */
+    readonly family: "other";
+    /** Its AF_* number. */
+    readonly familyNumber: number;
+  };
+
+/** What a socket fd is: the `sd_is_socket*()` questions answered at once. */
+export interface SocketInfo {
+  /** The fd asked about. */
+  readonly fd: number;
+  /** SO_TYPE: `stream` (TCP, unix stream), `dgram`, `seqpacket` or `other`. */
+  readonly type: "stream" | "dgram" | "seqpacket" | "other";
+  /** SO_ACCEPTCONN: whether `listen()` was called on it. */
+  readonly listening: boolean;
+  /** The local address. */
+  readonly address: SocketAddress;
+}
+
+const SOCKET_TYPES: Readonly<Record<number, SocketInfo["type"]>> = {
+  1: "stream",
+  2: "dgram",
+  5: "seqpacket",
+};
+const ENOTSOCK = 88;
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+// What fstat()'s file type says an fd is, for the error message.
+const FILE_TYPES: Readonly<Record<number, string>> = {
+  0o010000: "a FIFO or pipe",
+  0o020000: "a character device",
+  0o040000: "a directory",
+  0o060000: "a block device",
+  0o100000: "a regular file",
+  0o120000: "a symbolic link",
+};
+
+function unixPath(address: Uint8Array): string {
+  const path = address.subarray(2);
+  if (path.length === 0) return "";
+  if (path[0] === 0) {
+    return "@" + new TextDecoder().decode(path.subarray(1));
+  }
+  const end = path.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? path : path.subarray(0, end));
+}
+
+// RFC 5952: lower-case hex, leading zeros dropped, the longest run of two or
+// more zero groups (the first of equals) as "::", IPv4-mapped as dotted quad.
+function formatIpv6(bytes: Uint8Array): string {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
+  const groups = Array.from({ length: 8 }, (_, i) => view.getUint16(i * 2));
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${bytes.subarray(12, 16).join(".")}`;
+  }
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let start = 0; start < 8;) {
+    let end = start;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - start > bestLength) {
+      [bestStart, bestLength] = [start, end - start];
+    }
+    start = end === start ? start + 1 : end;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${
+    hex.slice(bestStart + bestLength).join(":")
+  }`;
+}
+
+function parseAddress(address: Uint8Array): SocketAddress {
+  if (address.length < 2) return { family: "other", familyNumber: 0 };
+  const view = new DataView(address.buffer, address.byteOffset);
+  const family = view.getUint16(0, true);
+  if (family === AF_UNIX) return { family: "unix", path: unixPath(address) };
+  if (family === AF_INET && address.length >= 8) {
+    return {
+      family: "ipv4",
+      host: address.subarray(4, 8).join("."),
+      port: view.getUint16(2),
+    };
+  }
+  if (family === AF_INET6 && address.length >= 24) {
+    return {
+      family: "ipv6",
+      host: formatIpv6(address.subarray(8, 24)),
+      port: view.getUint16(2),
+    };
+  }
+  return { family: "other", familyNumber: family };
+}
+
+/** @internal Interprets what the kernel said of `fd`. */
+export function interpretFdInfo(fd: number, raw: RawFdInfo): SocketInfo {
+  if (!raw.open) {
+    throw new ActivationError("NOT_A_SOCKET", `Fd ${fd} is not open`, {
+      errno: EBADF,
+    });
+  }
+  if (!raw.socket) {
+    const what = FILE_TYPES[raw.mode & 0o170000] ?? "not a socket";
+    throw new ActivationError(
+      "NOT_A_SOCKET",
+      `Fd ${fd} is not a socket: it is ${what}`,
+      { errno: ENOTSOCK },
+    );
+  }
+  return {
+    fd,
+    type: SOCKET_TYPES[raw.type] ?? "other",
+    listening: raw.listening,
+    address: parseAddress(raw.address),
+  };
+}
+
+/**
+ * Tells what a socket fd is: its type, whether it is listening, and its
+ * local address (family, path or host and port) — what libsystemd's
+ * `sd_is_socket()`, `sd_is_socket_inet()` and `sd_is_socket_unix()` ask,
+ * in one call. Use it to check an fd before serving on it.
+ *
+ * Needs `--allow-ffi` on Deno; on Node it loads koffi.
+ *
+ * @param fd The fd, for example one returned by {@linkcode listenFds}.
+ * @returns The socket's type, listening state and address.
+ * @throws {ActivationError} `NOT_A_SOCKET` when the fd is not open (errno
+ * EBADF) or not a socket (errno ENOTSOCK; the message says what it is), and
+ * `FFI_UNAVAILABLE` without the system calls.
+ *
+ * @tags allow-ffi
+ *
+ * @example Checking a passed socket before serving on it
+ * ```ts ignore
+ * import { listenFds, socketInfo } from "@socket-activation/socket-activation";
+ *
+ * for (const { fd, name } of listenFds()) {
+ *   const info = socketInfo(fd);
+ *   console.log(name, info.type, info.listening, info.address);
+ * }
+ * ```
+ */
+export function socketInfo(fd: number): SocketInfo {
+  if (!Number.isInteger(fd) || fd < 0) {
+    throw new RangeError(`An fd is a non-negative integer, not ${fd}`);
+  }
+  return interpretFdInfo(fd, sys.describeFd(fd));
+}

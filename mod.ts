@@ -52,3 +52,10 @@ export {
   type SocketInfo,
   socketInfo,
 } from "./src/socket_info.ts";
+export {
+  type Config,
+  type ListenEntry,
+  loadConfig,
+  parseConfig,
+  stringifyConfig,
+} from "./src/config.ts";

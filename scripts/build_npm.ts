@@ -22,6 +22,7 @@ import {
   compileLibrary,
   compileTests,
 } from "./_build_compile.ts";
+import { type NpmDependencies, npmDependencies } from "./_build_deps.ts";
 import { packCheck } from "./_build_pack_check.ts";
 import { stageSources } from "./_build_stage.ts";
 import {
@@ -51,12 +52,15 @@ const NODE_MODULES = join(NPM_DIR, "node_modules");
 const STAGE_DIR = join(NPM_DIR, ".stage");
 const REPOSITORY = "github.com/socket-activation/socket-activation";
 
-// What the package needs at run time (koffi, for the system calls) and what
-// the build and the tests need (typescript for the consumer type check).
-const DEPENDENCIES = { koffi: "^3.3.4" };
-const DEV_DEPENDENCIES = {
+// The npm packages the sources import (smol-toml, fast-check) get their
+// versions from deno.json "imports" (scripts/_build_deps.ts). These are the
+// ones no source imports by name. koffi, for the system calls on Node: it is
+// loaded with createRequire() in src/_sys.node.ts only, and it is not in
+// deno.json, since the JSR package must not depend on a Node addon. The build
+// needs typescript (the consumer type check) and Node's types.
+const FIXED_DEPENDENCIES = { koffi: "^3.3.4" };
+const FIXED_DEV_DEPENDENCIES = {
   "@types/node": "^20.19.0",
-  "fast-check": "^4.3.0",
   typescript: "5.9.3",
 };
 
@@ -96,7 +100,10 @@ async function libraryExports(): Promise<string[]> {
   return Object.keys(mod).sort();
 }
 
-function packageJson(version: string): Record<string, unknown> {
+function packageJson(
+  version: string,
+  deps: NpmDependencies,
+): Record<string, unknown> {
   return {
     name: "socket-activation",
     version,
@@ -129,8 +136,8 @@ function packageJson(version: string): Record<string, unknown> {
     files: ["esm/", "script/", "README.md", "LICENSE"],
     engines: { node: ">=20.19" },
     os: ["linux"],
-    dependencies: DEPENDENCIES,
-    devDependencies: DEV_DEPENDENCIES,
+    dependencies: deps.dependencies,
+    devDependencies: deps.devDependencies,
   };
 }
 
@@ -138,7 +145,10 @@ function packageJson(version: string): Record<string, unknown> {
  * Empties npm/. With `--quick`, node_modules survives when the dependencies
  * are those already installed; returns whether `npm install` must run.
  */
-async function emptyNpmDir(quick: boolean): Promise<boolean> {
+async function emptyNpmDir(
+  quick: boolean,
+  deps: NpmDependencies,
+): Promise<boolean> {
   let reuse = false;
   if (quick && await exists(NODE_MODULES)) {
     try {
@@ -146,7 +156,7 @@ async function emptyNpmDir(quick: boolean): Promise<boolean> {
         await Deno.readTextFile(join(NPM_DIR, "package.json")),
       );
       reuse = JSON.stringify([old.dependencies, old.devDependencies]) ===
-        JSON.stringify([DEPENDENCIES, DEV_DEPENDENCIES]);
+        JSON.stringify([deps.dependencies, deps.devDependencies]);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -162,10 +172,13 @@ async function emptyNpmDir(quick: boolean): Promise<boolean> {
   return !reuse;
 }
 
-async function writePackage(version: string): Promise<void> {
+async function writePackage(
+  version: string,
+  deps: NpmDependencies,
+): Promise<void> {
   await writeFile(
     join(NPM_DIR, "package.json"),
-    JSON.stringify(packageJson(version), null, 2) + "\n",
+    JSON.stringify(packageJson(version, deps), null, 2) + "\n",
   );
   await Deno.copyFile(join(ROOT, "LICENSE"), join(NPM_DIR, "LICENSE"));
   if (await exists(join(ROOT, "README.md"))) {
@@ -240,13 +253,17 @@ async function main(): Promise<void> {
   Deno.chdir(ROOT);
   const version = await readVersion();
   const names = await libraryExports();
+  const deps = await npmDependencies(
+    FIXED_DEPENDENCIES,
+    FIXED_DEV_DEPENDENCIES,
+  );
 
   step(`Building socket-activation ${version} in npm/`);
   using _lock = await lockDir(NPM_DIR);
-  const mustInstall = await emptyNpmDir(flags.quick);
+  const mustInstall = await emptyNpmDir(flags.quick, deps);
   // package.json first: the install reads it, and the compiler takes
   // "type": "module" and the "exports" of the self-reference from it.
-  await writePackage(version);
+  await writePackage(version, deps);
   if (mustInstall) {
     step("Installing the dependencies in npm/");
     await run("npm", ["install", "--no-audit", "--no-fund"], { cwd: NPM_DIR });

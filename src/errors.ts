@@ -9,6 +9,10 @@
  * - `CLOEXEC_FAILED`: a passed fd could not be made close-on-exec.
  * - `NOT_A_SOCKET`: an fd that should be a socket is closed or something else.
  * - `INVALID_ENDPOINT`: an endpoint URI that cannot be parsed or formatted.
+ * - `INVALID_CONFIG`: a TOML configuration that does not parse or does not
+ *   follow the schema (the message gives the key path and the line).
+ * - `CONFIG_UNREADABLE`: a configuration file that cannot be read (missing,
+ *   not permitted, Deno without `--allow-read`).
  * - `FFI_UNAVAILABLE`: the system calls cannot be reached (Deno without
  *   `--allow-ffi`, or koffi missing on Node).
  * - `ENV_UNAVAILABLE`: the variables cannot be read (Deno without
@@ -24,6 +28,8 @@ export type ActivationErrorCode =
   | "CLOEXEC_FAILED"
   | "NOT_A_SOCKET"
   | "INVALID_ENDPOINT"
+  | "INVALID_CONFIG"
+  | "CONFIG_UNREADABLE"
   | "FFI_UNAVAILABLE"
   | "ENV_UNAVAILABLE";
 

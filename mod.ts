@@ -59,3 +59,9 @@ export {
   parseConfig,
   stringifyConfig,
 } from "./src/config.ts";
+export {
+  type HttpServer,
+  serve,
+  type ServeHandler,
+  type ServeOptions,
+} from "./src/serve.ts";

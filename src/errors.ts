@@ -17,6 +17,9 @@
  *   `--allow-ffi`, or koffi missing on Node).
  * - `ENV_UNAVAILABLE`: the variables cannot be read (Deno without
  *   `--allow-env`).
+ * - `UNSUPPORTED`: a feature asked for that this socket or runtime cannot
+ *   give (the per-uid request limit of `serve()` on a socket that is not a
+ *   unix socket).
  */
 export type ActivationErrorCode =
   | "INVALID_LISTEN_PID"
@@ -31,7 +34,8 @@ export type ActivationErrorCode =
   | "INVALID_CONFIG"
   | "CONFIG_UNREADABLE"
   | "FFI_UNAVAILABLE"
-  | "ENV_UNAVAILABLE";
+  | "ENV_UNAVAILABLE"
+  | "UNSUPPORTED";
 
 /** Options of the {@linkcode ActivationError} constructor. */
 export interface ActivationErrorOptions {

@@ -65,3 +65,25 @@ export {
   type ServeHandler,
   type ServeOptions,
 } from "./src/serve.ts";
+export {
+  errno,
+  extendTimeout,
+  mainPid,
+  notify,
+  notifyBarrier,
+  type NotifyBarrierOptions,
+  type NotifyOptions,
+  notifyWithFds,
+  ready,
+  reloading,
+  status,
+  stopping,
+  watchdogPing,
+} from "./src/notify.ts";
+export {
+  startWatchdog,
+  type StartWatchdogOptions,
+  type Watchdog,
+  watchdogEnabled,
+  type WatchdogEnabledOptions,
+} from "./src/watchdog.ts";

@@ -3,7 +3,9 @@
 // and unset the variables on every path when asked (sd_listen_fds()).
 
 import process from "node:process";
+import { readEnv, unsetEnv as unsetEnvVariable } from "./_env.ts";
 import { describeErrno, EINVAL } from "./_errno.ts";
+import { once, readPidfdId } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
 import {
@@ -20,39 +22,15 @@ const VARIABLES = [
   "LISTEN_FDNAMES",
 ] as const;
 
-function permissionError(variable: string, error: unknown): unknown {
-  // Deno 2 throws NotCapable for a variable that --allow-env does not cover.
-  if (error instanceof Error && error.name === "NotCapable") {
-    return new ActivationError(
-      "ENV_UNAVAILABLE",
-      `Cannot read ${variable}: run Deno with --allow-env`,
-      { cause: error },
-    );
-  }
-  return error;
-}
-
 function readListenEnv(): ListenEnv {
   const env: Record<string, string | undefined> = {};
-  for (const variable of VARIABLES) {
-    try {
-      env[variable] = process.env[variable];
-    } catch (error) {
-      throw permissionError(variable, error);
-    }
-  }
+  for (const variable of VARIABLES) env[variable] = readEnv(variable);
   return env;
 }
 
-function unsetListenEnv(): void {
-  for (const variable of VARIABLES) {
-    try {
-      delete process.env[variable];
-    } catch (error) {
-      throw permissionError(variable, error);
-    }
-  }
-}
+// This process's pidfd id does not change: read it once, and only when a
+// LISTEN_PIDFDID asks for it.
+const ownPidfdId = once(() => readPidfdId(sys.libc(), process.pid));
 
 /**
  * Resolves the environment of this process and makes the announced fds
@@ -64,7 +42,7 @@ export function activate(
 ): ListenPlan {
   try {
     const plan = resolveListenEnv(readListenEnv(), process.pid, {
-      pidfdId: sys.pidfdId,
+      pidfdId: ownPidfdId,
       zeroFdsIsNone,
     });
     for (
@@ -83,7 +61,7 @@ export function activate(
     }
     return plan;
   } finally {
-    if (unsetEnv) unsetListenEnv();
+    if (unsetEnv) VARIABLES.forEach(unsetEnvVariable);
   }
 }
 

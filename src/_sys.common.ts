@@ -36,23 +36,48 @@ export interface Libc {
     value: Uint8Array,
     length: Uint32Array,
   ): number;
+  /** The errno left by the last call, where a call's error must be told. */
+  errno(): number;
+  socket(domain: number, type: number, protocol: number): number;
+  /** sendmsg() of one datagram; each runtime lays out its msghdr. */
+  sendmsg(fd: number, message: Datagram, flags: number): number;
+  getuid(): number;
+  geteuid(): number;
+  getgid(): number;
+  getegid(): number;
+  /** clock_gettime() into a struct timespec (two 64-bit words). */
+  clockGettime(clock: number, timespec: BigInt64Array): number;
+  /** pipe2() into two ints. */
+  pipe2(fds: Int32Array, flags: number): number;
+  /** poll(), run off the main thread so that waiting does not block it. */
+  pollAsync(
+    pollfds: Uint8Array,
+    count: number,
+    timeoutMs: number,
+  ): Promise<number>;
 }
 
-/** The system calls behind the library, per runtime. */
+/** One datagram to send: destination, payload and control messages. */
+export interface Datagram {
+  /** A struct sockaddr_un, cut to its length. */
+  readonly address: Uint8Array;
+  readonly data: Uint8Array;
+  /** Control messages (cmsghdr), or empty. */
+  readonly control: Uint8Array;
+}
+
+/**
+ * The system calls behind the library, per runtime: libc, opened on first
+ * need, and the one step a runtime does its own way.
+ */
 export interface Sys {
+  /** libc's functions; throws `FFI_UNAVAILABLE` when they cannot be had. */
+  libc(): Libc;
   /**
    * Makes `fd` close-on-exec if it is not yet, as sd_listen_fds() does.
    * Returns 0, or the errno of the failed `fcntl` (EBADF for a closed fd).
    */
   setCloexec(fd: number): number;
-  /**
-   * The inode id of a pidfd of this process, or `undefined` where it cannot
-   * be read (no pidfd_open, no pidfs), in which case libsystemd skips the
-   * LISTEN_PIDFDID comparison.
-   */
-  pidfdId(): bigint | undefined;
-  /** What `fd` is: the raw answers of fstat, getsockopt and getsockname. */
-  describeFd(fd: number): RawFdInfo;
 }
 
 /** What the kernel says of an fd, before interpretation (socket_info.ts). */

@@ -6,8 +6,6 @@ import {
   ffiUnavailable,
   type Libc,
   once,
-  readFdInfo,
-  readPidfdId,
   type Sys,
   SYS_PIDFD_OPEN,
 } from "./_sys.common.ts";
@@ -25,7 +23,28 @@ const SYMBOLS = {
     parameters: ["i32", "i32", "i32", "buffer", "buffer"],
     result: "i32",
   },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
+  getuid: { parameters: [], result: "u32" },
+  geteuid: { parameters: [], result: "u32" },
+  getgid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  // On a thread of its own, so that waiting does not block the event loop.
+  poll: {
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  __errno_location: { parameters: [], result: "pointer" },
 } as const;
+
+// The address of a buffer's memory, for a struct that points at it.
+function address(buffer: ArrayBufferView): bigint {
+  if (buffer.byteLength === 0) return 0n;
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+}
 
 const open = once((): Libc => {
   let symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -48,12 +67,34 @@ const open = once((): Libc => {
     close: symbols.close,
     getsockname: symbols.getsockname,
     getsockopt: symbols.getsockopt,
+    errno: () =>
+      new Deno.UnsafePointerView(symbols.__errno_location()!).getInt32(),
+    socket: symbols.socket,
+    sendmsg(fd, { address: name, data, control }, flags) {
+      // struct iovec and struct msghdr of LP64 Linux (x86-64 and aarch64).
+      const iovec = new BigUint64Array([address(data), BigInt(data.length)]);
+      const header = new DataView(new ArrayBuffer(56));
+      header.setBigUint64(0, address(name), true);
+      header.setUint32(8, name.length, true);
+      header.setBigUint64(16, address(iovec), true);
+      header.setBigUint64(24, 1n, true);
+      header.setBigUint64(32, address(control), true);
+      header.setBigUint64(40, BigInt(control.length), true);
+      return Number(symbols.sendmsg(fd, header, flags));
+    },
+    getuid: symbols.getuid,
+    geteuid: symbols.geteuid,
+    getgid: symbols.getgid,
+    getegid: symbols.getegid,
+    clockGettime: symbols.clock_gettime,
+    pipe2: symbols.pipe2,
+    pollAsync: (pollfds, count, timeoutMs) =>
+      symbols.poll(pollfds, BigInt(count), timeoutMs),
   };
 });
 
 /** The system calls, for Deno. */
 export const sys: Sys = {
+  libc: open,
   setCloexec: (fd) => fcntlSetCloexec(open(), fd),
-  pidfdId: once(() => readPidfdId(open(), Deno.pid)),
-  describeFd: (fd) => readFdInfo(open(), fd),
 };

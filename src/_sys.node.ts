@@ -6,22 +6,31 @@
 
 import { closeSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
-import process from "node:process";
 import { EBADF } from "./_errno.ts";
 import {
   fcntlSetCloexec,
   ffiUnavailable,
   type Libc,
-  once,
-  readFdInfo,
-  readPidfdId,
   type Sys,
   SYS_PIDFD_OPEN,
 } from "./_sys.common.ts";
 
 type KoffiFunction = (...args: unknown[]) => unknown;
+interface KoffiAsync {
+  async(...args: unknown[]): void;
+}
 interface Koffi {
-  load(path: string): { func(signature: string): KoffiFunction };
+  load(path: string): {
+    func(signature: string): KoffiFunction & KoffiAsync;
+    func(
+      name: string,
+      result: string,
+      parameters: unknown[],
+    ): KoffiFunction & KoffiAsync;
+  };
+  errno(): number;
+  struct(name: string, members: Record<string, unknown>): unknown;
+  pointer(type: unknown): unknown;
 }
 
 let libc: Libc | undefined;
@@ -54,8 +63,67 @@ function load(): Libc {
   const getsockopt = lib.func(
     "int getsockopt(int fd, int level, int name, void *value, void *len)",
   );
+  // struct iovec and struct msghdr, named so as not to clash with the types
+  // of another koffi user in the same process.
+  const iovec = koffi.struct("socket_activation_iovec", {
+    iov_base: "void *",
+    iov_len: "size_t",
+  });
+  const msghdr = koffi.struct("socket_activation_msghdr", {
+    msg_name: "void *",
+    msg_namelen: "uint32_t",
+    msg_iov: koffi.pointer(iovec),
+    msg_iovlen: "size_t",
+    msg_control: "void *",
+    msg_controllen: "size_t",
+    msg_flags: "int",
+  });
+  const sendmsg = lib.func("sendmsg", "long", [
+    "int",
+    koffi.pointer(msghdr),
+    "int",
+  ]);
+  const socket = lib.func("int socket(int domain, int type, int protocol)");
+  const getuid = lib.func("uint32_t getuid()");
+  const geteuid = lib.func("uint32_t geteuid()");
+  const getgid = lib.func("uint32_t getgid()");
+  const getegid = lib.func("uint32_t getegid()");
+  const clockGettime = lib.func("int clock_gettime(int clock, void *ts)");
+  const pipe2 = lib.func("int pipe2(void *fds, int flags)");
+  const poll = lib.func(
+    "int poll(void *fds, unsigned long count, int timeout)",
+  );
   return {
     fcntl: (fd, cmd, arg) => fcntl(fd, cmd, "int", arg) as number,
+    errno: () => koffi.errno(),
+    socket: (domain, type, protocol) =>
+      socket(domain, type, protocol) as number,
+    sendmsg: (fd, { address, data, control }, flags) =>
+      Number(sendmsg(fd, {
+        msg_name: address,
+        msg_namelen: address.length,
+        msg_iov: [{ iov_base: data, iov_len: data.length }],
+        msg_iovlen: 1,
+        msg_control: control.length > 0 ? control : null,
+        msg_controllen: control.length,
+        msg_flags: 0,
+      }, flags)),
+    getuid: () => getuid() as number,
+    geteuid: () => geteuid() as number,
+    getgid: () => getgid() as number,
+    getegid: () => getegid() as number,
+    clockGettime: (clock, timespec) => clockGettime(clock, timespec) as number,
+    pipe2: (fds, flags) => pipe2(fds, flags) as number,
+    pollAsync: (pollfds, count, timeoutMs) =>
+      new Promise((resolve, reject) =>
+        poll.async(
+          pollfds,
+          count,
+          timeoutMs,
+          (error: unknown, result: number) =>
+            error ? reject(error) : resolve(result),
+        )
+      ),
     pidfdOpen: (pid) =>
       Number(syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
     fstat: (fd, buffer) => fstat(fd, buffer) as number,
@@ -102,6 +170,7 @@ function readCloexec(fd: number): boolean | "closed" | undefined {
 
 /** The system calls, for Node. */
 export const sys: Sys = {
+  libc: open,
   setCloexec(fd) {
     // Once koffi is loaded, fcntl is cheaper than reading /proc.
     if (libc !== undefined) return fcntlSetCloexec(libc, fd);
@@ -110,6 +179,4 @@ export const sys: Sys = {
     if (cloexec === "closed") return EBADF;
     return fcntlSetCloexec(open(), fd);
   },
-  pidfdId: once(() => readPidfdId(open(), process.pid)),
-  describeFd: (fd) => readFdInfo(open(), fd),
 };

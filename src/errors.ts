@@ -13,6 +13,12 @@
  *   follow the schema (the message gives the key path and the line).
  * - `CONFIG_UNREADABLE`: a configuration file that cannot be read (missing,
  *   not permitted, Deno without `--allow-read`).
+ * - `INVALID_NOTIFY_SOCKET`: `NOTIFY_SOCKET` is not an absolute path or
+ *   `@abstract` name.
+ * - `NOTIFY_FAILED`: a notification could not be sent (the errno says why).
+ * - `NOTIFY_TIMEOUT`: the service manager did not answer a barrier in time.
+ * - `INVALID_WATCHDOG_USEC`, `INVALID_WATCHDOG_PID`: a watchdog variable does
+ *   not parse as libsystemd reads it.
  * - `FFI_UNAVAILABLE`: the system calls cannot be reached (Deno without
  *   `--allow-ffi`, or koffi missing on Node).
  * - `ENV_UNAVAILABLE`: the variables cannot be read (Deno without
@@ -33,6 +39,11 @@ export type ActivationErrorCode =
   | "INVALID_ENDPOINT"
   | "INVALID_CONFIG"
   | "CONFIG_UNREADABLE"
+  | "INVALID_NOTIFY_SOCKET"
+  | "NOTIFY_FAILED"
+  | "NOTIFY_TIMEOUT"
+  | "INVALID_WATCHDOG_USEC"
+  | "INVALID_WATCHDOG_PID"
   | "FFI_UNAVAILABLE"
   | "ENV_UNAVAILABLE"
   | "UNSUPPORTED";

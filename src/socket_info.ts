@@ -3,7 +3,7 @@
 // larger than what was passed points at the runtime's own fds (SPEC section 5).
 
 import { sys } from "./_sys.deno.ts";
-import type { RawFdInfo } from "./_sys.common.ts";
+import { type RawFdInfo, readFdInfo } from "./_sys.common.ts";
 import { EBADF } from "./_errno.ts";
 import { ActivationError } from "./errors.ts";
 
@@ -175,5 +175,5 @@ export function socketInfo(fd: number): SocketInfo {
   if (!Number.isInteger(fd) || fd < 0) {
     throw new RangeError(`An fd is a non-negative integer, not ${fd}`);
   }
-  return interpretFdInfo(fd, sys.describeFd(fd));
+  return interpretFdInfo(fd, readFdInfo(sys.libc(), fd));
 }

@@ -7,13 +7,20 @@ export const ERANGE = 34;
 const DESCRIPTIONS: Readonly<Record<number, string>> = {
   1: "EPERM (operation not permitted)",
   2: "ENOENT (no such file or directory)",
+  7: "E2BIG (argument list too long)",
   [EBADF]: "EBADF (bad file descriptor)",
   12: "ENOMEM (out of memory)",
+  11: "EAGAIN (resource temporarily unavailable)",
   13: "EACCES (permission denied)",
+  21: "EISDIR (is a directory)",
   [EINVAL]: "EINVAL (invalid argument)",
   24: "EMFILE (too many open files)",
   [ERANGE]: "ERANGE (result out of range)",
   38: "ENOSYS (function not implemented)",
+  88: "ENOTSOCK (not a socket)",
+  98: "EADDRINUSE (address already in use)",
+  110: "ETIMEDOUT (timed out)",
+  111: "ECONNREFUSED (connection refused)",
 };
 
 /** Names an errno for a message: `EBADF (bad file descriptor)`. */

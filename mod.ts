@@ -87,3 +87,5 @@ export {
   watchdogEnabled,
   type WatchdogEnabledOptions,
 } from "./src/watchdog.ts";
+export { listen, type ListenOptions } from "./src/listen.ts";
+export { connect } from "./src/connect.ts";

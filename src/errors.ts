@@ -9,6 +9,18 @@
  * - `CLOEXEC_FAILED`: a passed fd could not be made close-on-exec.
  * - `NOT_A_SOCKET`: an fd that should be a socket is closed or something else.
  * - `INVALID_ENDPOINT`: an endpoint URI that cannot be parsed or formatted.
+ * - `FD_NOT_PASSED`: an `fd://N` endpoint names an fd that systemd did not
+ *   pass.
+ * - `UNSUITABLE_SOCKET`: a passed socket is not of the kind asked for (a
+ *   datagram socket, or one that is not listening, where a listening stream
+ *   socket is needed).
+ * - `PATH_NOT_SOCKET`: a unix socket path holds a file, a folder or a
+ *   symlink, left untouched.
+ * - `ADDRESS_IN_USE`: a server already listens on that address.
+ * - `TCP_NOT_ALLOWED`: `unixOnly` forbids binding TCP and systemd passed no
+ *   socket.
+ * - `LISTEN_FAILED`, `CONNECT_FAILED`: a system call to listen or connect
+ *   failed (the errno and cause tell which).
  * - `INVALID_CONFIG`: a TOML configuration that does not parse or does not
  *   follow the schema (the message gives the key path and the line).
  * - `CONFIG_UNREADABLE`: a configuration file that cannot be read (missing,
@@ -37,6 +49,13 @@ export type ActivationErrorCode =
   | "CLOEXEC_FAILED"
   | "NOT_A_SOCKET"
   | "INVALID_ENDPOINT"
+  | "FD_NOT_PASSED"
+  | "UNSUITABLE_SOCKET"
+  | "PATH_NOT_SOCKET"
+  | "ADDRESS_IN_USE"
+  | "TCP_NOT_ALLOWED"
+  | "LISTEN_FAILED"
+  | "CONNECT_FAILED"
   | "INVALID_CONFIG"
   | "CONFIG_UNREADABLE"
   | "INVALID_NOTIFY_SOCKET"

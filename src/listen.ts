@@ -1,0 +1,343 @@
+// A listening server on an endpoint, with the seed's precedence (SPEC
+// section 4): a socket systemd passed first, else the endpoint bound here.
+
+import { createServer, type Server } from "node:net";
+import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
+import { ActivationError } from "./errors.ts";
+import { getSystemdSocket } from "./get_systemd_socket.ts";
+import { type ListenFd, listenFds } from "./listen_fds.ts";
+import { type SocketInfo, socketInfo } from "./socket_info.ts";
+import {
+  bindUnixSocket,
+  clearStaleSocket,
+  codeOf,
+  listenServer,
+  systemError,
+  unlinkOnClose,
+} from "./_unix_socket.ts";
+
+/** Options of {@linkcode listen}. */
+export interface ListenOptions {
+  /**
+   * The socket name (`FileDescriptorName=`) to prefer among several passed
+   * sockets, for `http://` and `unix://` endpoints; a single passed socket
+   * is used whatever its name. An `fd://name` endpoint uses its own name.
+   */
+  name?: string;
+  /** The file mode of a unix socket bound here. Default: `0o660`. */
+  mode?: number;
+  /**
+   * Create the missing parent folders of a unix socket (mode 0755).
+   * Default: `false`.
+   */
+  createParents?: boolean;
+  /**
+   * Refuse to bind TCP when systemd passed no socket, so that a service
+   * meant to sit behind unix sockets never opens a port by mistake.
+   * Default: `false`.
+   */
+  unixOnly?: boolean;
+}
+
+/** Where a server listens, as {@linkcode listen} resolved it. */
+export interface ListenedOn {
+  /** `systemd` for a passed socket, `bound` for one bound here. */
+  readonly source: "systemd" | "bound";
+  /** The passed socket's fd, for `source: "systemd"`. */
+  readonly fd?: number;
+  /** The passed socket's name, for `source: "systemd"`. */
+  readonly name?: string;
+  /**
+   * Where it listens: a passed socket as `fd://N`, a bound TCP endpoint
+   * with its real port (port 0 asks for any), a bound unix socket by path.
+   */
+  readonly endpoint: Endpoint;
+  /** The endpoint asked for. */
+  readonly requested: Endpoint;
+  /** The address family of the listening socket. */
+  readonly family: "unix" | "ipv4" | "ipv6";
+  /**
+   * The unix socket path bound here, removed when the server closes (if it
+   * is still that socket). Never set for a passed socket: systemd owns it.
+   */
+  readonly path?: string;
+  /** What {@linkcode socketInfo} said of a passed socket. */
+  readonly socket?: SocketInfo;
+}
+
+const DEFAULT_MODE = 0o660;
+
+function describeRange(passed: readonly ListenFd[]): string {
+  const first = passed[0]!.fd;
+  const last = passed[passed.length - 1]!.fd;
+  const fds = passed.length === 1 ? "fd" : "fds";
+  return `the ${passed.length} ${fds} systemd passed (${
+    first === last ? first : `${first}-${last}`
+  })`;
+}
+
+/** @internal The passed fd an endpoint names, by number or by name. */
+export function findPassedFd(
+  endpoint: Endpoint,
+  uri: string,
+  action: string,
+): ListenFd | undefined {
+  if (endpoint.kind !== "fd" && endpoint.kind !== "fdname") return undefined;
+  const passed = listenFds();
+  const where = `Cannot ${action} ${uri}`;
+  if (endpoint.kind === "fd") {
+    if (passed.length === 0) {
+      throw new ActivationError(
+        "FD_NOT_PASSED",
+        `${where}: systemd passed no fds to this process`,
+      );
+    }
+    const found = passed.find((fd) => fd.fd === endpoint.fd);
+    if (found === undefined) {
+      throw new ActivationError(
+        "FD_NOT_PASSED",
+        `${where}: fd ${endpoint.fd} is not among ${describeRange(passed)}`,
+      );
+    }
+    return found;
+  }
+  const found = passed.find((fd) => fd.name === endpoint.name);
+  if (found === undefined) {
+    throw new ActivationError(
+      "NAME_NOT_FOUND",
+      passed.length === 0
+        ? `${where}: systemd passed no fds to this process`
+        : `${where}: no passed fd is named ${
+          JSON.stringify(endpoint.name)
+        }; the names are ${
+          passed.map((fd) => JSON.stringify(fd.name)).join(", ")
+        }`,
+    );
+  }
+  return found;
+}
+
+/** Describes a socket for an error: `a dgram ipv4 socket on 127.0.0.1:53`. */
+export function describeSocket(info: SocketInfo): string {
+  const address = info.address;
+  const family = address.family === "other"
+    ? `family ${address.familyNumber}`
+    : address.family;
+  const state = info.type === "stream"
+    ? info.listening ? "listening " : "non-listening "
+    : "";
+  const where = address.family === "unix"
+    ? address.path === "" ? " (unnamed)" : ` at ${address.path}`
+    : address.family === "other"
+    ? ""
+    : address.family === "ipv6"
+    ? ` on [${address.host}]:${address.port}`
+    : ` on ${address.host}:${address.port}`;
+  return `a ${state}${info.type} ${family} socket${where}`;
+}
+
+/** @internal socketInfo(), with the fd's context in the error message. */
+export function inspectPassedFd(fd: number, where: string): SocketInfo {
+  try {
+    return socketInfo(fd);
+  } catch (error) {
+    if (error instanceof ActivationError && error.code === "NOT_A_SOCKET") {
+      throw new ActivationError(
+        "NOT_A_SOCKET",
+        `${where}: ${error.message.replace(/^Fd/, "fd")}`,
+        {
+          cause: error,
+          ...(error.errno === undefined ? {} : { errno: error.errno }),
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+function checkListening(fd: number, where: string): SocketInfo {
+  const info = inspectPassedFd(fd, where);
+  const family = info.address.family;
+  if (
+    info.type !== "stream" || !info.listening ||
+    (family !== "unix" && family !== "ipv4" && family !== "ipv6")
+  ) {
+    throw new ActivationError(
+      "UNSUITABLE_SOCKET",
+      `${where}: fd ${fd} is ${
+        describeSocket(info)
+      }, not a listening stream socket (unix, IPv4 or IPv6)`,
+    );
+  }
+  return info;
+}
+
+function normalise(endpoint: Endpoint | string): [Endpoint, string] {
+  if (typeof endpoint === "string") {
+    return [parseEndpoint(endpoint), endpoint];
+  }
+  return [endpoint, formatEndpoint(endpoint)];
+}
+
+function checkOptions(options: ListenOptions): number {
+  const mode = options.mode ?? DEFAULT_MODE;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new RangeError(
+      `A socket mode is an integer from 0 to 0o777, not ${mode}`,
+    );
+  }
+  return mode;
+}
+
+/**
+ * @internal Makes any `net.Server` (an `http.Server` too) listen as
+ * {@linkcode listen} does, and says where. Resolves once it listens and, for
+ * a unix socket, once the socket is in place with its mode.
+ */
+export async function listenOn<S extends Server>(
+  server: S,
+  endpoint: Endpoint | string,
+  options: ListenOptions = {},
+): Promise<ListenedOn> {
+  const [requested, uri] = normalise(endpoint);
+  const mode = checkOptions(options);
+  const where = `Cannot listen on ${uri}`;
+
+  const passed = requested.kind === "fd" || requested.kind === "fdname"
+    ? findPassedFd(requested, uri, "listen on")
+    : pickSystemdSocket(options.name);
+  if (passed !== undefined) {
+    const info = checkListening(
+      passed.fd,
+      requested.kind === "fd" || requested.kind === "fdname"
+        ? where
+        : `${where} through the socket systemd passed`,
+    );
+    try {
+      await listenServer(server, { fd: passed.fd });
+    } catch (error) {
+      throw systemError(
+        "LISTEN_FAILED",
+        `${where}: cannot serve on fd ${passed.fd}`,
+        error,
+      );
+    }
+    return {
+      source: "systemd",
+      fd: passed.fd,
+      name: passed.name,
+      endpoint: { kind: "fd", fd: passed.fd },
+      requested,
+      family: info.address.family as ListenedOn["family"],
+      socket: info,
+    };
+  }
+
+  if (requested.kind === "http") {
+    if (options.unixOnly) {
+      throw new ActivationError(
+        "TCP_NOT_ALLOWED",
+        `${where}: unixOnly forbids binding TCP, and systemd passed no socket`,
+      );
+    }
+    try {
+      await listenServer(server, {
+        host: requested.host,
+        port: requested.port,
+      });
+    } catch (error) {
+      throw systemError(
+        codeOf(error) === "EADDRINUSE" ? "ADDRESS_IN_USE" : "LISTEN_FAILED",
+        `${where}: cannot bind`,
+        error,
+      );
+    }
+    const address = server.address();
+    const bound = typeof address === "object" && address !== null
+      ? address
+      : undefined;
+    return {
+      source: "bound",
+      endpoint: { ...requested, port: bound?.port ?? requested.port },
+      requested,
+      family: bound?.family === "IPv6" ? "ipv6" : "ipv4",
+    };
+  }
+
+  // A unix socket: what systemd passed was handled above.
+  const path = (requested as { path: string }).path;
+  await clearStaleSocket(path, uri);
+  const bound = await bindUnixSocket(server, path, uri, {
+    mode,
+    createParents: options.createParents ?? false,
+  });
+  unlinkOnClose(server, path, bound);
+  return {
+    source: "bound",
+    endpoint: requested,
+    requested,
+    family: "unix",
+    path,
+  };
+}
+
+function pickSystemdSocket(name: string | undefined): ListenFd | undefined {
+  const fd = getSystemdSocket(name);
+  if (fd === undefined) return undefined;
+  const passed = listenFds().find((candidate) => candidate.fd === fd);
+  return passed ?? { fd, name: "unknown" };
+}
+
+/**
+ * Makes a listening `node:net` server for an endpoint, preferring a socket
+ * systemd passed (SPEC section 4):
+ * - `fd://3` and `fd://web` use the passed fd with that number or name;
+ *   anything else is an error;
+ * - for `http://` and `unix://`, a passed socket is used when
+ *   {@linkcode getSystemdSocket} picks one (`options.name` among several);
+ * - a passed fd must be a listening stream socket (unix, IPv4 or IPv6),
+ *   checked with {@linkcode socketInfo};
+ * - otherwise `http://host:port` binds TCP (unless `unixOnly`), and
+ *   `unix:///path` binds the path: a stale socket there is removed, a live
+ *   one or anything else (file, folder, symlink) is an error and left
+ *   untouched; the socket gets `mode` (0660) before it appears at the path.
+ *
+ * Closing the server removes the socket path bound here (if it is still that
+ * socket), never the path of a passed socket. `server.address()` of a bound
+ * unix socket names the temporary path it was bound under; use `path`.
+ *
+ * On Deno this needs `--allow-env` and `--allow-ffi` (to read and check the
+ * passed sockets), plus `--allow-net` to bind TCP or `--allow-read
+ * --allow-write` to bind a unix socket.
+ *
+ * @param endpoint The endpoint or its URI.
+ * @param options The socket name to prefer, the unix socket mode and the
+ * rules for binding.
+ * @returns The listening server, once it listens.
+ * @throws {ActivationError} `FD_NOT_PASSED` or `NAME_NOT_FOUND` for an
+ * `fd://` endpoint systemd did not pass; `NOT_A_SOCKET` or
+ * `UNSUITABLE_SOCKET` for a passed fd that is not a listening stream socket;
+ * `PATH_NOT_SOCKET` for a file, folder or symlink at a unix path;
+ * `ADDRESS_IN_USE` when another server listens there; `TCP_NOT_ALLOWED`
+ * under `unixOnly`; `LISTEN_FAILED` for other system errors;
+ * `INVALID_ENDPOINT` for a bad URI; the errors of {@linkcode listenFds}.
+ * @throws {RangeError} For a mode outside 0 to 0o777.
+ *
+ * @tags allow-env, allow-ffi, allow-net, allow-read, allow-write
+ *
+ * @example Echo on the passed socket named "echo", or on a unix socket
+ * ```ts ignore
+ * import { listen } from "@socket-activation/socket-activation";
+ *
+ * const server = await listen("unix:///run/echo/echo.sock", { name: "echo" });
+ * server.on("connection", (socket) => socket.pipe(socket));
+ * ```
+ */
+export async function listen(
+  endpoint: Endpoint | string,
+  options: ListenOptions = {},
+): Promise<Server> {
+  const server = createServer();
+  await listenOn(server, endpoint, options);
+  return server;
+}

@@ -12,10 +12,9 @@ import type { Socket } from "node:net";
 import { toRequest, writeResponse } from "./_http_adapter.ts";
 import { sys } from "./_sys.deno.ts";
 import { readFdInfo } from "./_sys.common.ts";
-import type { Endpoint } from "./endpoint.ts";
+import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
-import { listenOn, type ListenOptions } from "./_listen_shim.ts";
-import { socketInfo } from "./socket_info.ts";
+import { type ListenedOn, listenOn, type ListenOptions } from "./listen.ts";
 
 /** The seed's limit when it is on without a number (SPEC section 4). */
 const DEFAULT_PER_UID_LIMIT = 10;
@@ -112,30 +111,22 @@ function handleFd(owner: Server | Socket): number | undefined {
 }
 
 /** Throws UNSUPPORTED unless the per-uid limit can work on `server`. */
-function checkPerUidSupport(server: Server, endpoint: Endpoint): void {
-  const address = server.address();
-  const where = endpoint.kind === "unix"
-    ? `unix://${endpoint.path}`
-    : typeof address === "object" && address !== null
-    ? `${address.address} port ${address.port}`
-    : `fd ${handleFd(server) ?? "?"}`;
-  const unsupported = (why: string) =>
-    new ActivationError(
-      "UNSUPPORTED",
-      `Cannot limit requests per uid on ${where}: ${why}`,
-    );
+function checkPerUidSupport(server: Server, listened: ListenedOn): void {
+  const where = formatEndpoint(listened.endpoint);
   // SO_PEERCRED exists for unix sockets only.
-  if (typeof address === "object" && address !== null) {
-    throw unsupported("it is a TCP socket, and SO_PEERCRED needs a unix one");
+  if (listened.family !== "unix") {
+    throw new ActivationError(
+      "UNSUPPORTED",
+      `Cannot limit requests per uid on ${where}: it is an ${
+        listened.family === "ipv4" ? "IPv4" : "IPv6"
+      } socket, and SO_PEERCRED needs a unix socket`,
+    );
   }
-  const fd = handleFd(server);
-  if (fd === undefined) {
-    throw unsupported("the runtime does not expose the socket's fd");
-  }
-  const family = socketInfo(fd).address.family;
-  if (family !== "unix") {
-    throw unsupported(
-      `it is an ${family} socket, and SO_PEERCRED needs a unix one`,
+  if (handleFd(server) === undefined) {
+    throw new ActivationError(
+      "UNSUPPORTED",
+      `Cannot limit requests per uid on ${where}: ` +
+        "this runtime does not expose the fds of node:net sockets",
     );
   }
 }
@@ -316,7 +307,7 @@ export async function serve(
   const listened = await listenOn(server, options.endpoint, options);
   if (limit > 0) {
     try {
-      checkPerUidSupport(server, listened.endpoint);
+      checkPerUidSupport(server, listened);
     } catch (error) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw error;

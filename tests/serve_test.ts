@@ -583,7 +583,7 @@ test(
     const failure = await event();
     assert.equal(failure.event, "error");
     assert.equal(failure.code, "UNSUPPORTED");
-    assert.match(String(failure.message), /TCP socket/);
+    assert.match(String(failure.message), /IPv4 socket/);
     assert.equal(await launched.exited, 1, launched.stderr());
   },
 );

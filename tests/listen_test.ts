@@ -4,6 +4,7 @@
 // binding a socket here run in this process, which systemd did not activate.
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   existsSync,
@@ -672,6 +673,23 @@ test("listen() creates no parent folders unless createParents is set", async () 
   } finally {
     await close(server);
   }
+});
+
+test("listen() leaves no temporary folder behind when binding fails", async () => {
+  // A folder whose path leaves room for the socket's name but not for the
+  // temporary one (".XXXXXX/s"): sun_path holds 107 bytes.
+  let dir = folder();
+  dir = join(dir, "d".repeat(100 - dir.length - 1));
+  mkdirSync(dir);
+  const path = join(dir, "s.sock");
+  assert.ok(Buffer.byteLength(path) <= 107);
+  await assert.rejects(listen(`unix://${path}`), (error: unknown) => {
+    assert.ok(error instanceof ActivationError);
+    assert.equal(error.code, "LISTEN_FAILED");
+    assert.match(error.message, /too long a path to bind under/);
+    return true;
+  });
+  assert.deepEqual(readdirSync(dir), []);
 });
 
 // --- Binding TCP here -------------------------------------------------------

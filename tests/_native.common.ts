@@ -8,6 +8,14 @@ export interface SdListenResult {
   readonly names: readonly string[] | undefined;
 }
 
+/** What libsystemd's sd_watchdog_enabled() returned. */
+export interface SdWatchdogResult {
+  /** 1, 0, or a negative errno. */
+  readonly result: number;
+  /** The interval it wrote (only when `result` is 1). */
+  readonly usec: bigint | undefined;
+}
+
 /** Test-only access to libc and libsystemd. */
 export interface Native {
   /** fcntl(fd, cmd, arg): the result, or the negative errno. */
@@ -21,6 +29,31 @@ export interface Native {
   libsystemdAvailable(): boolean;
   /** The real sd_listen_fds_with_names(unset, &names). */
   sdListenFdsWithNames(unset: boolean): SdListenResult;
+  /**
+   * The real sd_notify(unset, state): 1, 0, or a negative errno. `state` is
+   * passed as UTF-8 with a NUL after it (so C stops at an embedded NUL).
+   */
+  sdNotify(unset: boolean, state: string): number;
+  /**
+   * The real sd_pid_notify_with_fds(pid, unset, state, fds, n): 1, 0, or a
+   * negative errno.
+   */
+  sdPidNotifyWithFds(
+    pid: number,
+    unset: boolean,
+    state: string,
+    fds: readonly number[],
+  ): number;
+  /** The real sd_watchdog_enabled(unset, &usec). */
+  sdWatchdogEnabled(unset: boolean): SdWatchdogResult;
+}
+
+/** `text` as a NUL-terminated UTF-8 C string. */
+export function cString(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  const string = new Uint8Array(bytes.length + 1);
+  string.set(bytes);
+  return string;
 }
 
 export const F_GETFD = 1;

@@ -1,7 +1,12 @@
 // Test-only system calls on Deno: clearing FD_CLOEXEC to set up a case, and
 // the real libsystemd as the oracle. The npm build swaps in _native.node.ts.
 
-import type { Native, SdListenResult } from "./_native.common.ts";
+import {
+  cString,
+  type Native,
+  type SdListenResult,
+  type SdWatchdogResult,
+} from "./_native.common.ts";
 
 const LIBC = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -12,6 +17,12 @@ const LIBC = {
 
 const LIBSYSTEMD = {
   sd_listen_fds_with_names: { parameters: ["i32", "buffer"], result: "i32" },
+  sd_notify: { parameters: ["i32", "buffer"], result: "i32" },
+  sd_pid_notify_with_fds: {
+    parameters: ["i32", "i32", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  sd_watchdog_enabled: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 
 let libc: Deno.DynamicLibrary<typeof LIBC>["symbols"] | undefined;
@@ -66,10 +77,45 @@ function sdListenFdsWithNames(unset: boolean): SdListenResult {
   return { result, names };
 }
 
+function lib() {
+  const symbols = systemd();
+  if (!symbols) throw new Error("libsystemd.so.0 is not available");
+  return symbols;
+}
+
+function sdNotify(unset: boolean, state: string): number {
+  return lib().sd_notify(unset ? 1 : 0, cString(state));
+}
+
+function sdPidNotifyWithFds(
+  pid: number,
+  unset: boolean,
+  state: string,
+  fds: readonly number[],
+): number {
+  return lib().sd_pid_notify_with_fds(
+    pid,
+    unset ? 1 : 0,
+    cString(state),
+    // A non-null pointer even for no fds, as a C caller would pass.
+    new Int32Array(fds.length > 0 ? fds : [-1]),
+    fds.length,
+  );
+}
+
+function sdWatchdogEnabled(unset: boolean): SdWatchdogResult {
+  const out = new BigUint64Array(1);
+  const result = lib().sd_watchdog_enabled(unset ? 1 : 0, out);
+  return { result, usec: result > 0 ? out[0] : undefined };
+}
+
 /** The test-only system calls, for Deno. */
 export const native: Native = {
   fcntl,
   close,
   libsystemdAvailable: () => systemd() !== null,
   sdListenFdsWithNames,
+  sdNotify,
+  sdPidNotifyWithFds,
+  sdWatchdogEnabled,
 };

@@ -2,7 +2,12 @@
 // a case, and the real libsystemd as the oracle.
 
 import { createRequire } from "node:module";
-import type { Native, SdListenResult } from "./_native.common.ts";
+import {
+  cString,
+  type Native,
+  type SdListenResult,
+  type SdWatchdogResult,
+} from "./_native.common.ts";
 
 type KoffiFunction = (...args: unknown[]) => unknown;
 interface Koffi {
@@ -18,19 +23,43 @@ const fcntlCall = libc.func("int fcntl(int fd, int cmd, ...)");
 const free = libc.func("void free(void *ptr)");
 const closeCall = libc.func("int close(int fd)");
 
-let listen: KoffiFunction | null | undefined;
+interface Libsystemd {
+  listen: KoffiFunction;
+  notify: KoffiFunction;
+  pidNotifyWithFds: KoffiFunction;
+  watchdogEnabled: KoffiFunction;
+}
 
-function systemd(): KoffiFunction | null {
-  if (listen === undefined) {
+let libsystemd: Libsystemd | null | undefined;
+
+function load(): Libsystemd | null {
+  if (libsystemd === undefined) {
     try {
-      listen = koffi.load("libsystemd.so.0").func(
-        "int sd_listen_fds_with_names(int unset, _Out_ void **names)",
-      );
+      const lib = koffi.load("libsystemd.so.0");
+      libsystemd = {
+        listen: lib.func(
+          "int sd_listen_fds_with_names(int unset, _Out_ void **names)",
+        ),
+        // The strings go as bytes (a NUL-terminated Uint8Array), as on Deno.
+        notify: lib.func("int sd_notify(int unset, const uint8_t *state)"),
+        pidNotifyWithFds: lib.func(
+          "int sd_pid_notify_with_fds(int pid, int unset, const uint8_t *state, const int *fds, unsigned n)",
+        ),
+        watchdogEnabled: lib.func(
+          "int sd_watchdog_enabled(int unset, _Out_ uint64_t *usec)",
+        ),
+      };
     } catch {
-      listen = null;
+      libsystemd = null;
     }
   }
-  return listen;
+  return libsystemd;
+}
+
+function systemd(): Libsystemd {
+  const lib = load();
+  if (!lib) throw new Error("libsystemd.so.0 is not available");
+  return lib;
 }
 
 function fcntl(fd: number, cmd: number, arg: number): number {
@@ -43,10 +72,8 @@ function close(fd: number): number {
 }
 
 function sdListenFdsWithNames(unset: boolean): SdListenResult {
-  const call = systemd();
-  if (!call) throw new Error("libsystemd.so.0 is not available");
   const out: unknown[] = [null];
-  const result = call(unset ? 1 : 0, out) as number;
+  const result = systemd().listen(unset ? 1 : 0, out) as number;
   if (result <= 0 || out[0] === null) return { result, names: undefined };
   const pointers = koffi.decode(
     out[0],
@@ -61,10 +88,39 @@ function sdListenFdsWithNames(unset: boolean): SdListenResult {
   return { result, names };
 }
 
+function sdNotify(unset: boolean, state: string): number {
+  return systemd().notify(unset ? 1 : 0, cString(state)) as number;
+}
+
+function sdPidNotifyWithFds(
+  pid: number,
+  unset: boolean,
+  state: string,
+  fds: readonly number[],
+): number {
+  return systemd().pidNotifyWithFds(
+    pid,
+    unset ? 1 : 0,
+    cString(state),
+    // A non-null pointer even for no fds, as a C caller would pass.
+    new Int32Array(fds.length > 0 ? fds : [-1]),
+    fds.length,
+  ) as number;
+}
+
+function sdWatchdogEnabled(unset: boolean): SdWatchdogResult {
+  const out = new BigUint64Array(1);
+  const result = systemd().watchdogEnabled(unset ? 1 : 0, out) as number;
+  return { result, usec: result > 0 ? out[0] : undefined };
+}
+
 /** The test-only system calls, for Node. */
 export const native: Native = {
   fcntl,
   close,
-  libsystemdAvailable: () => systemd() !== null,
+  libsystemdAvailable: () => load() !== null,
   sdListenFdsWithNames,
+  sdNotify,
+  sdPidNotifyWithFds,
+  sdWatchdogEnabled,
 };

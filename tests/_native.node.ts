@@ -43,7 +43,7 @@ function load(): Libsystemd | null {
         // The strings go as bytes (a NUL-terminated Uint8Array), as on Deno.
         notify: lib.func("int sd_notify(int unset, const uint8_t *state)"),
         pidNotifyWithFds: lib.func(
-          "int sd_pid_notify_with_fds(int pid, int unset, const uint8_t *state, const int *fds, unsigned n)",
+          "int sd_pid_notify_with_fds(int pid, int unset, const uint8_t *state, const int *fds, unsigned int n)",
         ),
         watchdogEnabled: lib.func(
           "int sd_watchdog_enabled(int unset, _Out_ uint64_t *usec)",

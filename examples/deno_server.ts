@@ -1,41 +1,67 @@
-// A Deno web service started by systemd socket activation (see web.socket
-// and web.service beside this file). It serves on the socket named "web"
-// when systemd passed one, and on port 8080 otherwise, so that the same
-// program also runs by hand.
+// An HTTP service for systemd (units: web.socket and web.service beside this
+// file). It reads its endpoint from app.toml and serves on the socket
+// systemd passed, or, run by hand, binds the configured endpoint itself. It
+// tells systemd when it is ready (Type=notify), feeds the watchdog
+// (WatchdogSec=) and shuts down gracefully on SIGTERM.
 //
-// Under systemd: deno run --allow-env --allow-ffi deno_server.ts
-// (no --allow-net: serving on a passed fd needs none). By hand, add
-// --allow-net for the port. In your project, `deno add
+//   deno run --allow-env --allow-ffi --allow-read deno_server.ts [app.toml]
+//
+// By hand, add --allow-net to bind a TCP port, or --allow-write to bind a
+// unix socket. In your project, `deno add
 // jsr:@socket-activation/socket-activation` maps the import below.
 
-import { createServer } from "node:http";
+import { fileURLToPath } from "node:url";
 import {
-  getSystemdSocket,
-  listenFds,
+  formatEndpoint,
+  loadConfig,
+  ready,
+  serve,
+  startWatchdog,
+  status,
+  stopping,
 } from "@socket-activation/socket-activation";
 
-// The passed sockets and their FileDescriptorName=, for the log line below.
-const passed = listenFds();
-// unsetEnv: programs this service starts must not take the sockets for theirs.
-const fd = getSystemdSocket("web", { unsetEnv: true });
-const name = passed.find((socket) => socket.fd === fd)?.name;
+const configPath = Deno.args[0] ??
+  fileURLToPath(new URL("app.toml", import.meta.url));
+const config = await loadConfig(configPath);
+const web = config.listen.web;
+if (web === undefined) {
+  throw new Error(`No [listen] web entry in ${configPath}`);
+}
 
-const server = createServer((request, response) => {
-  response.setHeader("content-type", "application/json");
-  response.end(
-    JSON.stringify({
+const shutdown = new AbortController();
+// The socket named "web" when systemd passed one, else web's URI, bound here.
+const server = await serve(
+  { name: "web", ...web, signal: shutdown.signal },
+  (request) =>
+    Response.json({
       runtime: "deno",
       pid: Deno.pid,
-      fd: fd ?? null,
-      name: name ?? null,
-      method: request.method,
-      url: request.url,
-    }) + "\n",
-  );
-});
+      mode: server.source === "systemd" ? "activated" : "by hand",
+      fd: server.fd ?? null,
+      name: server.name ?? null,
+      endpoint: formatEndpoint(server.endpoint),
+      path: new URL(request.url).pathname,
+    }),
+);
 
-if (fd === undefined) {
-  server.listen(8080, () => console.error("Not socket-activated: port 8080"));
-} else {
-  server.listen({ fd }, () => console.error(`Serving on fd ${fd} (${name})`));
+const where = server.source === "systemd"
+  ? `fd ${server.fd} (${server.name})`
+  : formatEndpoint(server.endpoint);
+console.error(`Serving on ${where}`);
+// Each returns false, doing nothing, when not started by systemd.
+ready();
+status(`Serving on ${where}`);
+const watchdog = startWatchdog();
+
+function stop(): void {
+  stopping();
+  status("Finishing the requests in progress");
+  shutdown.abort();
 }
+Deno.addSignalListener("SIGTERM", stop);
+Deno.addSignalListener("SIGINT", stop);
+await server.finished;
+watchdog?.stop();
+Deno.removeSignalListener("SIGTERM", stop);
+Deno.removeSignalListener("SIGINT", stop);

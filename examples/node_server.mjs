@@ -1,37 +1,65 @@
-// A Node web service started by systemd socket activation (see web.socket
-// and web.service beside this file). It serves on the socket named "web"
-// when systemd passed one, and on port 8080 otherwise, so that the same
-// program also runs by hand.
+// An HTTP service for systemd (units: web.socket and web.service beside this
+// file). It reads its endpoint from app.toml and serves on the socket
+// systemd passed, or, run by hand, binds the configured endpoint itself. It
+// tells systemd when it is ready (Type=notify), feeds the watchdog
+// (WatchdogSec=) and shuts down gracefully on SIGTERM.
 //
-// Install the package beside it (`npm install socket-activation`), then
-// run: node node_server.mjs
+//   npm install socket-activation
+//   node node_server.mjs [app.toml]
 
-import { createServer } from "node:http";
 import process from "node:process";
-import { getSystemdSocket, listenFds } from "socket-activation";
+import { fileURLToPath } from "node:url";
+import {
+  formatEndpoint,
+  loadConfig,
+  ready,
+  serve,
+  startWatchdog,
+  status,
+  stopping,
+} from "socket-activation";
 
-// The passed sockets and their FileDescriptorName=, for the log line below.
-const passed = listenFds();
-// unsetEnv: programs this service starts must not take the sockets for theirs.
-const fd = getSystemdSocket("web", { unsetEnv: true });
-const name = passed.find((socket) => socket.fd === fd)?.name;
+const configPath = process.argv[2] ??
+  fileURLToPath(new URL("app.toml", import.meta.url));
+const config = await loadConfig(configPath);
+const web = config.listen.web;
+if (web === undefined) {
+  throw new Error(`No [listen] web entry in ${configPath}`);
+}
 
-const server = createServer((request, response) => {
-  response.setHeader("content-type", "application/json");
-  response.end(
-    JSON.stringify({
+const shutdown = new AbortController();
+// The socket named "web" when systemd passed one, else web's URI, bound here.
+const server = await serve(
+  { name: "web", ...web, signal: shutdown.signal },
+  (request) =>
+    Response.json({
       runtime: "node",
       pid: process.pid,
-      fd: fd ?? null,
-      name: name ?? null,
-      method: request.method,
-      url: request.url,
-    }) + "\n",
-  );
-});
+      mode: server.source === "systemd" ? "activated" : "by hand",
+      fd: server.fd ?? null,
+      name: server.name ?? null,
+      endpoint: formatEndpoint(server.endpoint),
+      path: new URL(request.url).pathname,
+    }),
+);
 
-if (fd === undefined) {
-  server.listen(8080, () => console.error("Not socket-activated: port 8080"));
-} else {
-  server.listen({ fd }, () => console.error(`Serving on fd ${fd} (${name})`));
+const where = server.source === "systemd"
+  ? `fd ${server.fd} (${server.name})`
+  : formatEndpoint(server.endpoint);
+console.error(`Serving on ${where}`);
+// Each returns false, doing nothing, when not started by systemd.
+ready();
+status(`Serving on ${where}`);
+const watchdog = startWatchdog();
+
+function stop() {
+  stopping();
+  status("Finishing the requests in progress");
+  shutdown.abort();
 }
+process.once("SIGTERM", stop);
+process.once("SIGINT", stop);
+await server.finished;
+watchdog?.stop();
+process.off("SIGTERM", stop);
+process.off("SIGINT", stop);

@@ -1,6 +1,15 @@
-// The examples, live: starts examples/deno_server.ts and
-// examples/node_server.mjs each under the real systemd-socket-activate on a
-// unix socket named "web", sends each one request and prints who served it.
+// The examples, live: runs examples/deno_server.ts and examples/node_server.mjs
+// in both of their modes, sends each one request and prints who served it:
+//
+// - activated: the real systemd-socket-activate opens a unix socket named
+//   "web" and starts the service on the first connection, with NOTIFY_SOCKET
+//   and WATCHDOG_USEC pointing at a receiver bound here, which plays
+//   systemd's side of sd_notify: the READY=1, STATUS=, WATCHDOG=1 and
+//   STOPPING=1 it gets are printed;
+// - by hand: the service binds the TCP endpoint of its app.toml itself.
+//
+// Each run ends with SIGTERM, which the services answer with a graceful
+// shutdown and exit code 0.
 //
 //   deno run -A scripts/demo.ts
 //
@@ -12,17 +21,19 @@
 // link to its real path). The copy matters: Node would resolve imports of a
 // symlinked script from the script's real folder, examples/.
 
+import { type ChildProcess, spawn } from "node:child_process";
 import { request } from "node:http";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { exists } from "./_build_util.ts";
-
-// The repository root: this file lives in <root>/scripts/.
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+import { createServer } from "node:net";
+import { join } from "node:path";
+import process from "node:process";
+import { type Receiver, startReceiver } from "../tests/_receiver.ts";
+import { exists, ROOT } from "./_build_util.ts";
 
 const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
 // Each step takes well under a second; this turns a hang into a message.
 const DEADLINE_MS = 15_000;
+// A short watchdog interval, so that a ping (every half interval) shows.
+const WATCHDOG_USEC = 200_000;
 
 /** A failure whose message says it all: printed without a stack trace. */
 class DemoError extends Error {
@@ -45,17 +56,52 @@ async function within<T>(promise: Promise<T>, what: string): Promise<T> {
   }
 }
 
-/** GET / over the unix socket at `socketPath`: the body. */
-function get(socketPath: string): Promise<string> {
+/** A TCP port free right now: bind port 0, read it, close. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: "127.0.0.1", port: 0 }, resolve);
+  });
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address !== "object") {
+    throw new DemoError("Cannot find a free TCP port");
+  }
+  return address.port;
+}
+
+/** Where to send the request. */
+type Target = { socketPath: string } | { port: number };
+
+/** What the example services answer. */
+interface Served {
+  runtime: string;
+  pid: number;
+  mode: string;
+  fd: number | null;
+  name: string | null;
+  endpoint: string;
+  path: string;
+}
+
+/** GET `path` on `target` over a fresh connection: the parsed answer. */
+function get(target: Target, path: string): Promise<Served> {
   return new Promise((resolve, reject) => {
     const outgoing = request(
-      { socketPath, path: "/", agent: false },
+      {
+        ...("port" in target
+          ? { host: "127.0.0.1", port: target.port }
+          : { socketPath: target.socketPath }),
+        path,
+        agent: false,
+      },
       (response) => {
         let body = "";
         response.setEncoding("utf8");
         response.on("data", (chunk: string) => body += chunk);
         response.on("end", () => {
-          if (response.statusCode === 200) resolve(body.trim());
+          if (response.statusCode === 200) resolve(JSON.parse(body));
           else reject(new DemoError(`HTTP ${response.statusCode}: ${body}`));
         });
         response.on("error", reject);
@@ -66,86 +112,234 @@ function get(socketPath: string): Promise<string> {
   });
 }
 
+/** A started program, with its output kept for when something fails. */
+interface Running {
+  readonly child: ChildProcess;
+  /** stdout and stderr so far. */
+  log(): string;
+  /** Resolves once the output has a line matching `pattern`. */
+  line(pattern: RegExp): Promise<void>;
+  /** The exit code, or the signal that ended it. */
+  readonly exited: Promise<number | string>;
+}
+
 /**
- * Runs `argv` under systemd-socket-activate on a fresh unix socket named
- * "web", sends it one request, prints the answer and stops the server.
+ * Sends SIGTERM. Not with `child.kill()`: on Deno 2.9, node:child_process
+ * then reports the exit as killed by that signal even when the program
+ * caught it and exited with 0.
  */
-async function demo(
-  label: string,
-  socketPath: string,
-  argv: readonly string[],
-  cwd: string,
-): Promise<void> {
-  // systemd-socket-activate passes on only TERM, PATH, USER and HOME.
-  const env = ["-E", "NO_COLOR=1"];
-  const denoDir = Deno.env.get("DENO_DIR");
-  if (denoDir !== undefined) env.push("-E", `DENO_DIR=${denoDir}`);
-  const child = new Deno.Command(SOCKET_ACTIVATE, {
-    args: ["-l", socketPath, "--fdname=web", ...env, ...argv],
+function sigterm(running: Running): void {
+  if (running.child.pid !== undefined) {
+    process.kill(running.child.pid, "SIGTERM");
+  }
+}
+
+function start(argv: readonly string[], cwd: string): Running {
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Both streams carry the activator's and the server's log lines, shown
-  // only when something fails.
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...Deno.env.toObject(), NO_COLOR: "1" },
+  });
   let log = "";
-  const decoder = new TextDecoder();
-  let listening: () => void = () => {};
-  const isListening = new Promise<void>((resolve) => listening = resolve);
-  const collect = (stream: ReadableStream<Uint8Array>) =>
-    stream.pipeTo(
-      new WritableStream({
-        write(chunk) {
-          log += decoder.decode(chunk, { stream: true });
-          // Printed once the socket is bound; the server itself starts on
-          // the first connection.
-          if (/^Listening on .* as 3\.$/m.test(log)) listening();
-        },
-      }),
-    );
-  const streams = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  try {
-    await within(
-      Promise.race([
-        isListening,
-        child.status.then(({ code }) => {
-          throw new DemoError(`${SOCKET_ACTIVATE} exited with ${code}`);
+  const waiters: { pattern: RegExp; resolve(): void }[] = [];
+  function collect(chunk: string): void {
+    log += chunk;
+    for (const waiter of [...waiters]) {
+      if (waiter.pattern.test(log)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  }
+  child.stdout!.setEncoding("utf8").on("data", collect);
+  child.stderr!.setEncoding("utf8").on("data", collect);
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
+  );
+  return {
+    child,
+    log: () => log,
+    line(pattern) {
+      const seen = new Promise<void>((resolve) => {
+        if (pattern.test(log)) resolve();
+        else waiters.push({ pattern, resolve });
+      });
+      return Promise.race([
+        seen,
+        exited.then((status) => {
+          throw new DemoError(`${argv[0]} exited (${status}) early`);
         }),
-      ]),
-      `${label}: ${SOCKET_ACTIVATE} to listen`,
-    );
-    const body = await within(get(socketPath), `${label}: the answer`);
-    const served = JSON.parse(body) as {
-      runtime: string;
-      fd: number | null;
-      name: string | null;
-      method: string;
-      url: string;
-    };
-    if (served.runtime !== label || served.fd !== 3 || served.name !== "web") {
+      ]);
+    },
+    exited,
+  };
+}
+
+/** Reads datagrams until one says `state`, skipping the watchdog pings. */
+async function expectState(
+  receiver: Receiver,
+  state: string,
+  pid: number,
+): Promise<string> {
+  while (true) {
+    const datagram = await receiver.next();
+    if (datagram.credentials?.pid !== pid) {
       throw new DemoError(
-        `${label}: expected fd 3 (web) from ${label}, got ${body}`,
+        `A notification came from pid ${datagram.credentials?.pid}, not from the service (${pid})`,
       );
     }
+    if (datagram.text === state) return datagram.text;
+    if (datagram.text !== "WATCHDOG=1") {
+      throw new DemoError(
+        `Expected ${JSON.stringify(state)} from the service, got ${
+          JSON.stringify(datagram.text)
+        }`,
+      );
+    }
+  }
+}
+
+/** One runtime's example: how to run it, where, and what it answers. */
+interface Example {
+  readonly runtime: "deno" | "node";
+  /** The argv that runs it with `config`, binding the endpoint or not. */
+  command(config: string, binds: boolean): string[];
+  readonly cwd: string;
+}
+
+function show(served: Served, how: string): void {
+  const where = served.fd === null
+    ? served.endpoint
+    : `fd ${served.fd} (${served.name})`;
+  console.log(
+    `${served.runtime}, ${served.mode}: pid ${served.pid} answered GET ${served.path} on ${where}, ${how}`,
+  );
+}
+
+function check(served: Served, expected: Partial<Served>, what: string): void {
+  for (const [key, value] of Object.entries(expected)) {
+    if (served[key as keyof Served] !== value) {
+      throw new DemoError(
+        `${what}: expected ${key} ${JSON.stringify(value)}, got ${
+          JSON.stringify(served)
+        }`,
+      );
+    }
+  }
+}
+
+/** Waits for the graceful exit that SIGTERM starts. */
+async function exitedCleanly(running: Running, what: string): Promise<void> {
+  const status = await within(running.exited, `${what} to exit`);
+  if (status !== 0) {
+    throw new DemoError(`${what} exited with ${status} after SIGTERM`);
+  }
+}
+
+/**
+ * Activated: systemd-socket-activate listens on a unix socket named "web"
+ * (it execs the service in its own process), with the notify receiver.
+ */
+async function activated(
+  example: Example,
+  config: string,
+  dir: string,
+): Promise<void> {
+  const what = `${example.runtime} (activated)`;
+  const socketPath = join(dir, `${example.runtime}.sock`);
+  const receiver = await startReceiver({ closeFds: true });
+  // systemd-socket-activate passes on only TERM, PATH, USER and HOME.
+  const env = [
+    `NO_COLOR=1`,
+    `NOTIFY_SOCKET=${receiver.address}`,
+    `WATCHDOG_USEC=${WATCHDOG_USEC}`,
+  ];
+  const denoDir = Deno.env.get("DENO_DIR");
+  if (denoDir !== undefined) env.push(`DENO_DIR=${denoDir}`);
+  const running = start([
+    SOCKET_ACTIVATE,
+    "-l",
+    socketPath,
+    "--fdname=web",
+    ...env.flatMap((assignment) => ["-E", assignment]),
+    ...example.command(config, false),
+  ], example.cwd);
+  try {
+    // Printed once the socket is open; the service starts on the first
+    // connection.
+    await within(running.line(/^Listening on .* as 3\.$/m), `${what} socket`);
+    const served = await within(get({ socketPath }, "/"), `${what} answer`);
+    check(served, {
+      runtime: example.runtime,
+      mode: "activated",
+      fd: 3,
+      name: "web",
+    }, what);
+    show(served, `passed by systemd-socket-activate (${socketPath})`);
+    const states = [
+      "READY=1",
+      "STATUS=Serving on fd 3 (web)",
+    ];
+    const received: string[] = [];
+    for (const state of states) {
+      received.push(
+        await within(expectState(receiver, state, served.pid), state),
+      );
+    }
+    // The first ping shows the pinger runs: every WATCHDOG_USEC / 2.
+    const ping = await within(receiver.next(), "WATCHDOG=1");
+    if (ping.text !== "WATCHDOG=1") {
+      throw new DemoError(`Expected WATCHDOG=1, got ${ping.text}`);
+    }
+    received.push(`WATCHDOG=1 (every ${WATCHDOG_USEC / 2000} ms)`);
+    sigterm(running);
+    for (
+      const state of ["STOPPING=1", "STATUS=Finishing the requests in progress"]
+    ) {
+      received.push(
+        await within(expectState(receiver, state, served.pid), state),
+      );
+    }
+    await exitedCleanly(running, what);
     console.log(
-      `${
-        label.padEnd(5)
-      } served ${served.method} ${served.url} on fd ${served.fd} (${served.name}): ${body}`,
+      `  sd_notify: ${received.join(" | ")}; exit 0 on SIGTERM`,
     );
   } catch (error) {
-    console.error(`--- ${label} log ---\n${log.trimEnd()}\n---`);
-    throw error instanceof DemoError
-      ? error
-      : new DemoError(`${label}: ${error}`);
+    console.error(`--- ${what} log ---\n${running.log().trimEnd()}\n---`);
+    throw error;
   } finally {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already exited.
-    }
-    await child.status;
-    await streams;
+    running.child.kill("SIGKILL");
+    await running.exited;
+    await receiver.close();
+  }
+}
+
+/** By hand: the service binds the configured TCP endpoint itself. */
+async function byHand(
+  example: Example,
+  config: string,
+  port: number,
+): Promise<void> {
+  const what = `${example.runtime} (by hand)`;
+  const running = start(example.command(config, true), example.cwd);
+  try {
+    await within(running.line(/^Serving on /m), `${what} to listen`);
+    const served = await within(get({ port }, "/"), `${what} answer`);
+    check(served, {
+      runtime: example.runtime,
+      mode: "by hand",
+      fd: null,
+      endpoint: `http://127.0.0.1:${port}`,
+    }, what);
+    show(served, "bound from its app.toml");
+    sigterm(running);
+    await exitedCleanly(running, what);
+  } catch (error) {
+    console.error(`--- ${what} log ---\n${running.log().trimEnd()}\n---`);
+    throw error;
+  } finally {
+    running.child.kill("SIGKILL");
+    await running.exited;
   }
 }
 
@@ -178,18 +372,39 @@ async function main(): Promise<void> {
       join(app, "node_modules", "socket-activation"),
     );
 
-    // No --allow-net: serving on the passed socket needs none.
-    await demo("deno", join(dir, "deno.sock"), [
-      Deno.execPath(),
-      "run",
-      "--allow-env",
-      "--allow-ffi",
-      join(ROOT, "examples", "deno_server.ts"),
-    ], ROOT);
-    await demo("node", join(dir, "node.sock"), [
-      "node",
-      join(app, "node_server.mjs"),
-    ], app);
+    const examples: Example[] = [{
+      runtime: "deno",
+      // Exactly what the services need: no --allow-net when activated (a
+      // passed socket needs none), --allow-net to bind the port by hand.
+      command: (config, binds) => [
+        Deno.execPath(),
+        "run",
+        "--no-prompt",
+        "--allow-env",
+        "--allow-ffi",
+        `--allow-read=${config}`,
+        ...binds ? ["--allow-net"] : [],
+        join(ROOT, "examples", "deno_server.ts"),
+        config,
+      ],
+      cwd: ROOT,
+    }, {
+      runtime: "node",
+      command: (config) => ["node", join(app, "node_server.mjs"), config],
+      cwd: app,
+    }];
+    for (const example of examples) {
+      // app.toml as shipped, with a free port for the run by hand. When
+      // activated, the passed socket takes its place.
+      const port = await freePort();
+      const text = (await Deno.readTextFile(
+        join(ROOT, "examples", "app.toml"),
+      )).replace("http://127.0.0.1:8080", `http://127.0.0.1:${port}`);
+      const config = join(dir, `${example.runtime}.toml`);
+      await Deno.writeTextFile(config, text);
+      await activated(example, config, dir);
+      await byHand(example, config, port);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,0 +1,414 @@
+// The example services in examples/, as users will run them: under the real
+// systemd-socket-activate (the socket passed as "web", NOTIFY_SOCKET and
+// WATCHDOG_USEC pointing at a test receiver) and by hand, binding what their
+// app.toml names. Deno runs examples/deno_server.ts with exactly the flags
+// the README gives; Node runs examples/node_server.mjs against the npm build,
+// importing "socket-activation" by name as a user's program does.
+
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type Receiver, startReceiver } from "./_receiver.ts";
+import { runtime } from "./_runtime.ts";
+
+const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
+// Generous: a service starts in well under a second; this only turns a hang
+// into a failure that says where it hung.
+const DEADLINE_MS = 10_000;
+// Pings every 50 ms, so that one arrives quickly.
+const WATCHDOG_USEC = 100_000;
+
+// tests/ in the repository; npm/test_esm/ or npm/test_cjs/ once compiled.
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = runtime === "deno" ? dirname(HERE) : dirname(dirname(HERE));
+const EXAMPLES = join(ROOT, "examples");
+
+/** What the example services answer. */
+interface Served {
+  runtime: string;
+  pid: number;
+  mode: string;
+  fd: number | null;
+  name: string | null;
+  endpoint: string;
+  path: string;
+}
+
+/** Rejects with a message naming `what` if `promise` takes too long. */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Timed out waiting for ${what}`)),
+      DEADLINE_MS,
+    );
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A TCP port free right now: bind port 0, read it, close. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: "127.0.0.1", port: 0 }, resolve);
+  });
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  assert.ok(address !== null && typeof address === "object");
+  return address.port;
+}
+
+/** GET `path` over a fresh connection; the parsed JSON answer. */
+function get(
+  target: { port: number } | { socketPath: string },
+  path: string,
+): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      {
+        ...("port" in target
+          ? { host: "127.0.0.1", port: target.port }
+          : { socketPath: target.socketPath }),
+        path,
+        agent: false,
+      },
+      (response) => {
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => body += chunk);
+        response.on("end", () => {
+          try {
+            assert.equal(response.statusCode, 200, body);
+            assert.match(
+              String(response.headers["content-type"]),
+              /^application\/json/,
+            );
+            resolve(JSON.parse(body));
+          } catch (error) {
+            reject(error);
+          }
+        });
+        response.on("error", reject);
+      },
+    );
+    outgoing.on("error", reject);
+    outgoing.end();
+  });
+}
+
+/** A running example, its output kept for failure messages. */
+interface Running {
+  readonly child: ChildProcess;
+  output(): string;
+  /** Resolves once the output has a line matching `pattern`. */
+  line(pattern: RegExp): Promise<void>;
+  /** The exit code, or the signal that ended it. */
+  readonly exited: Promise<number | string>;
+  /**
+   * SIGTERM through process.kill(): after child.kill(), Deno 2.9's
+   * node:child_process reports the exit as killed by the signal even when
+   * the program caught it and exited with 0.
+   */
+  terminate(): void;
+}
+
+function start(argv: readonly string[], cwd: string): Running {
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let output = "";
+  const waiters: { pattern: RegExp; resolve(): void }[] = [];
+  function collect(chunk: string): void {
+    output += chunk;
+    for (const waiter of [...waiters]) {
+      if (waiter.pattern.test(output)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  }
+  child.stdout!.setEncoding("utf8").on("data", collect);
+  child.stderr!.setEncoding("utf8").on("data", collect);
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
+  );
+  return {
+    child,
+    output: () => output,
+    line(pattern) {
+      const seen = new Promise<void>((resolve) => {
+        if (pattern.test(output)) resolve();
+        else waiters.push({ pattern, resolve });
+      });
+      return within(
+        Promise.race([
+          seen,
+          exited.then((status) => {
+            throw new Error(`${argv[0]} exited (${status}) early:\n${output}`);
+          }),
+        ]),
+        `${pattern} from ${argv[0]}:\n${output}`,
+      );
+    },
+    exited,
+    terminate() {
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(child.pid!, "SIGTERM");
+      }
+    },
+  };
+}
+
+/** Kills what still runs and waits for it. */
+async function reap(running: Running): Promise<void> {
+  if (running.child.exitCode === null && running.child.signalCode === null) {
+    running.child.kill("SIGKILL");
+  }
+  await running.exited;
+}
+
+/** How this runtime runs its example, with a config and Deno's flags. */
+interface Example {
+  argv(config: string, denoFlags: readonly string[]): string[];
+  readonly cwd: string;
+}
+
+/**
+ * Runs `body` with a temporary folder and this runtime's example: on Deno
+ * the repository's file (deno.json maps its import), on Node a copy in an
+ * app folder whose node_modules/socket-activation links to the npm build.
+ */
+async function withExample(
+  body: (example: Example, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "socket-activation-examples-"));
+  try {
+    let example: Example;
+    if (runtime === "deno") {
+      example = {
+        argv: (config, denoFlags) => [
+          process.execPath,
+          "run",
+          "--no-prompt",
+          ...denoFlags,
+          join(EXAMPLES, "deno_server.ts"),
+          config,
+        ],
+        cwd: ROOT,
+      };
+    } else {
+      const app = join(dir, "app");
+      await mkdir(join(app, "node_modules"), { recursive: true });
+      // A copy, not a link: Node resolves a linked script's imports from
+      // its real folder, examples/, where there is no node_modules.
+      await copyFile(
+        join(EXAMPLES, "node_server.mjs"),
+        join(app, "node_server.mjs"),
+      );
+      await symlink(
+        dirname(HERE),
+        join(app, "node_modules", "socket-activation"),
+      );
+      example = {
+        argv: (config) => [
+          process.execPath,
+          join(app, "node_server.mjs"),
+          config,
+        ],
+        cwd: app,
+      };
+    }
+    await body(example, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** examples/app.toml with its `web` entry replaced. */
+async function writeConfig(dir: string, web: string): Promise<string> {
+  const text = await readFile(join(EXAMPLES, "app.toml"), "utf8");
+  const shipped = /^web = .*$/m;
+  assert.match(text, shipped, "examples/app.toml has a web entry");
+  const path = join(dir, "app.toml");
+  await writeFile(path, text.replace(shipped, `web = ${web}`));
+  return path;
+}
+
+/** The next notification that is not a watchdog ping, from `pid`. */
+async function nextState(receiver: Receiver, pid: number): Promise<string> {
+  while (true) {
+    const datagram = await within(receiver.next(), "a notification");
+    assert.equal(datagram.credentials?.pid, pid, datagram.text);
+    if (datagram.text !== "WATCHDOG=1") return datagram.text;
+  }
+}
+
+test("the example service serves on the socket systemd-socket-activate passes, notifies and stops on SIGTERM", async () => {
+  await withExample(async (example, dir) => {
+    // A TCP endpoint it must not bind (Deno has no --allow-net here): the
+    // passed socket takes its place.
+    const config = await writeConfig(dir, `"http://127.0.0.1:9"`);
+    const socketPath = join(dir, "web.sock");
+    const receiver = await startReceiver({ closeFds: true });
+    const env = [
+      "NO_COLOR=1",
+      `NOTIFY_SOCKET=${receiver.address}`,
+      `WATCHDOG_USEC=${WATCHDOG_USEC}`,
+    ];
+    // systemd-socket-activate keeps only TERM, PATH, USER and HOME.
+    if (process.env.DENO_DIR) env.push(`DENO_DIR=${process.env.DENO_DIR}`);
+    const running = start([
+      SOCKET_ACTIVATE,
+      "-l",
+      socketPath,
+      "--fdname=web",
+      ...env.flatMap((assignment) => ["-E", assignment]),
+      ...example.argv(config, [
+        "--allow-env",
+        "--allow-ffi",
+        `--allow-read=${config}`,
+      ]),
+    ], example.cwd);
+    try {
+      await running.line(/^Listening on .* as 3\.$/m);
+      const served = await within(get({ socketPath }, "/hello"), "the answer");
+      assert.deepEqual(
+        { ...served, pid: 0 },
+        {
+          runtime,
+          pid: 0,
+          mode: "activated",
+          fd: 3,
+          name: "web",
+          endpoint: "fd://3",
+          path: "/hello",
+        },
+      );
+      // systemd-socket-activate execs the service in its own process.
+      assert.equal(served.pid, running.child.pid);
+      assert.equal(await nextState(receiver, served.pid), "READY=1");
+      assert.equal(
+        await nextState(receiver, served.pid),
+        "STATUS=Serving on fd 3 (web)",
+      );
+      const ping = await within(receiver.next(), "a watchdog ping");
+      assert.equal(ping.text, "WATCHDOG=1");
+      running.terminate();
+      assert.equal(await nextState(receiver, served.pid), "STOPPING=1");
+      assert.equal(
+        await nextState(receiver, served.pid),
+        "STATUS=Finishing the requests in progress",
+      );
+      assert.equal(
+        await within(running.exited, "the exit"),
+        0,
+        running.output(),
+      );
+    } finally {
+      await reap(running);
+      await receiver.close();
+    }
+  });
+});
+
+test("the example service binds the TCP endpoint of its config when run by hand", async () => {
+  await withExample(async (example, dir) => {
+    const port = await freePort();
+    const config = await writeConfig(dir, `"http://127.0.0.1:${port}"`);
+    const running = start(
+      example.argv(config, [
+        "--allow-env",
+        "--allow-ffi",
+        `--allow-read=${config}`,
+        "--allow-net",
+      ]),
+      example.cwd,
+    );
+    try {
+      await running.line(/^Serving on http:\/\/127\.0\.0\.1:\d+$/m);
+      const served = await within(get({ port }, "/"), "the answer");
+      assert.deepEqual(
+        { ...served, pid: 0 },
+        {
+          runtime,
+          pid: 0,
+          mode: "by hand",
+          fd: null,
+          name: null,
+          endpoint: `http://127.0.0.1:${port}`,
+          path: "/",
+        },
+      );
+      running.terminate();
+      assert.equal(
+        await within(running.exited, "the exit"),
+        0,
+        running.output(),
+      );
+    } finally {
+      await reap(running);
+    }
+  });
+});
+
+test("the example service binds the unix socket of its config with its mode when run by hand", async () => {
+  await withExample(async (example, dir) => {
+    const socketPath = join(dir, "web.sock");
+    const config = await writeConfig(
+      dir,
+      `{ uri = "unix://${socketPath}", mode = "0600" }`,
+    );
+    const running = start(
+      example.argv(config, [
+        "--allow-env",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-write",
+        "--allow-net",
+      ]),
+      example.cwd,
+    );
+    try {
+      await running.line(/^Serving on unix:\/\//m);
+      const info = await stat(socketPath);
+      assert.ok(info.isSocket());
+      assert.equal(info.mode & 0o777, 0o600);
+      const served = await within(get({ socketPath }, "/"), "the answer");
+      assert.equal(served.mode, "by hand");
+      assert.equal(served.endpoint, `unix://${socketPath}`);
+      running.terminate();
+      assert.equal(
+        await within(running.exited, "the exit"),
+        0,
+        running.output(),
+      );
+      // The socket it bound goes with it.
+      await assert.rejects(stat(socketPath), { code: "ENOENT" });
+    } finally {
+      await reap(running);
+    }
+  });
+});

@@ -1,7 +1,8 @@
 // The benchmarks (`deno task bench`, or `deno run -A scripts/bench.ts`):
 // listenFds() against libsystemd's sd_listen_fds_with_names() on Deno and
-// Node, and the cold start of an HTTP server on an activated socket against
-// the same server binding its own port. Prints the results and rewrites
+// Node, notify("WATCHDOG=1") against sd_notify(), and the cold start of an
+// HTTP server on an activated socket against the same server binding its
+// own port. Prints the results and rewrites
 // BENCHMARKS.md with them. Ratios are against a baseline measured in the
 // same run: the absolute times on a shared machine say little.
 //
@@ -27,6 +28,11 @@ import {
   runNodeBench,
 } from "./_bench_listen_fds.ts";
 import { COUNTS, median } from "./_bench_setup.ts";
+import {
+  type NodeNotifyResult,
+  runDenoNotifyBench,
+  runNodeNotifyBench,
+} from "./_bench_notify.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 
@@ -195,11 +201,54 @@ function coldRow(runtime: string, result: ColdStartResult): string {
   }** | ${result.activatedMs.length} |`;
 }
 
+/** The notify() section: Deno's and Node's arms and ratio. */
+function notifySection(deno: DenoBenchReport, node: NodeNotifyResult): string {
+  const denoTheirs = denoMean(deno, "notify", "libsystemd");
+  const denoOurs = denoMean(deno, "notify", "notify()");
+  const rounds = new Set(deno.benches.map((bench) => bench.group)).size;
+  const nodeTheirs = node.libsystemd.medianNs;
+  const nodeOurs = node.notify.medianNs;
+  return `## notify() against libsystemd
+
+The cost of one \`notify("WATCHDOG=1")\` (what a watchdog ping sends) against
+libsystemd's \`sd_notify(0, "WATCHDOG=1")\` called through the runtime's FFI
+(\`tests/_native.*.ts\`) in the same process, to the same receiver:
+\`NOTIFY_SOCKET\` names an abstract unix datagram socket that a Python process
+(\`scripts/bench_notify_receiver.ts\`) drains on a thread of its own, so that
+the blocking sends do not wait for a full queue (\`net.unix.max_dgram_qlen\`
+is often 10). Each call does what libsystemd does: read \`NOTIFY_SOCKET\`,
+\`socket()\`, \`sendmsg()\`, \`close()\`; libsystemd also raises the
+socket's send buffer (\`SO_SNDBUF\`/\`SO_SNDBUFFORCE\`, two more system calls),
+the library does not. Before timing, a reporting receiver
+(\`tests/_receiver.ts\`) checks that both arms deliver the same bytes and
+credentials.
+
+- **Deno**: \`deno bench --json scripts/bench_notify_deno.ts\`, started by
+  scripts/bench.ts; the group is registered ${rounds} times, and the table shows each arm's median over the rounds of the mean
+  time per call.
+- **Node**: \`scripts/bench_notify_node.ts\`, compiled and run like the
+  listenFds() harness above, against the built package (\`notify()\` loads
+  koffi on its first call): ${node.notify.roundsNs.length} rounds of ${node.notify.iterations} calls per
+  arm, alternating, after a warm-up; the median round. The receiver read
+  ${node.received} of the ${node.sent} datagrams sent.
+
+| runtime | libsystemd (µs/call) | notify() (µs/call) | ratio notify() / libsystemd |
+| --- | ---: | ---: | ---: |
+| Deno | ${us(denoTheirs)} | ${us(denoOurs)} | **${
+    ratio(denoOurs / denoTheirs)
+  }** |
+| Node | ${us(nodeTheirs)} | ${us(nodeOurs)} | **${
+    ratio(nodeOurs / nodeTheirs)
+  }** |
+`;
+}
+
 interface Results {
   machine: Machine;
   flags: Flags;
   deno: DenoBenchReport;
   node: NodeBenchResult;
+  notify: { deno: DenoBenchReport; node: NodeNotifyResult };
   cold: { deno: ColdStartResult; node: ColdStartResult };
   seconds: number;
   loadAtEnd: string;
@@ -284,6 +333,7 @@ call and time each call alone with \`process.hrtime.bigint()\`, summing.
 
 ${nodeTable(results.node)}
 
+${notifySection(results.notify.deno, results.notify.node)}
 ## Cold start: activated socket against self-bound port
 
 The same HTTP server (\`node:http\`, one \`getSystemdSocket()\` call, listen on
@@ -345,12 +395,17 @@ async function main(): Promise<void> {
   const info = await machine(nodePath);
   const app = await stageApp(npmDir);
   let deno: DenoBenchReport, node: NodeBenchResult;
+  let notifyDeno: DenoBenchReport, notifyNode: NodeNotifyResult;
   let coldDeno: ColdStartResult, coldNode: ColdStartResult;
   try {
     console.error("listenFds() against libsystemd on Deno (deno bench)");
     deno = await runDenoBench();
     console.error("listenFds() against libsystemd on Node");
     node = await runNodeBench(nodePath, app.dir);
+    console.error("notify() against libsystemd on Deno (deno bench)");
+    notifyDeno = await runDenoNotifyBench();
+    console.error("notify() against libsystemd on Node");
+    notifyNode = await runNodeNotifyBench(nodePath, app.dir);
     console.error(`Cold start on Deno, ${flags.rounds} rounds per arm`);
     coldDeno = await runColdStart(
       serverCommand("deno", nodePath, app.dir),
@@ -369,6 +424,7 @@ async function main(): Promise<void> {
     flags,
     deno,
     node,
+    notify: { deno: notifyDeno, node: notifyNode },
     cold: { deno: coldDeno, node: coldNode },
     seconds: (performance.now() - started) / 1000,
     loadAtEnd: await loadAverage(),

@@ -1,0 +1,109 @@
+// notify("WATCHDOG=1") against libsystemd's sd_notify(0, "WATCHDOG=1") on
+// Node, both called in this process, to the same draining receiver
+// (scripts/bench_notify_receiver.ts). Node has no `deno bench`, so this
+// times the arms itself with process.hrtime.bigint(), as
+// scripts/bench_listen_fds_node.ts does. scripts/bench.ts compiles it (with
+// what it imports, _lib pointing at the built package) and runs it; it
+// prints one JSON line: the median ns per call of each arm.
+
+import process from "node:process";
+import { notify } from "../tests/_lib.ts";
+import { native } from "../tests/_native.node.ts";
+import { median } from "./_bench_setup.ts";
+import { checkArmsAgree, startDrain, STATE } from "./bench_notify_receiver.ts";
+
+// Rounds per arm, alternating within each round so that a slow stretch of
+// the shared machine hits both.
+const ROUNDS = 9;
+// Wall time each arm gets per round, to pick an iteration count.
+const ROUND_NS = 60_000_000;
+// Warm-up time per arm (JIT, koffi loaded).
+const WARM_UP_NS = 200_000_000n;
+
+/** One arm's result: the median of its rounds, and the rounds. */
+export interface NotifyArmResult {
+  medianNs: number;
+  roundsNs: number[];
+  iterations: number;
+}
+
+/** What this harness prints. */
+export interface NodeNotifyResult {
+  libsystemd: NotifyArmResult;
+  notify: NotifyArmResult;
+  /** Datagrams sent during the whole run (warm-up included). */
+  sent: number;
+  /** Datagrams the receiver read: as many, or some went missing. */
+  received: number;
+}
+
+function theirs(): void {
+  if (native.sdNotify(false, STATE) !== 1) throw new Error("not sent");
+}
+
+function ours(): void {
+  if (!notify(STATE)) throw new Error("not sent");
+}
+
+let sent = 0;
+
+/** ns per call over `iterations` back-to-back calls. */
+function time(call: () => void, iterations: number): number {
+  sent += iterations;
+  const start = process.hrtime.bigint();
+  for (let index = 0; index < iterations; index++) call();
+  return Number(process.hrtime.bigint() - start) / iterations;
+}
+
+async function main(): Promise<void> {
+  if (!native.libsystemdAvailable()) {
+    throw new Error("libsystemd.so.0 is not available");
+  }
+  await checkArmsAgree({ native, notify });
+  const drain = await startDrain();
+  process.env.NOTIFY_SOCKET = drain.address;
+  const arms = { libsystemd: theirs, notify: ours };
+  let slowest = 0;
+  for (const call of Object.values(arms)) {
+    const start = process.hrtime.bigint();
+    let calls = 0;
+    while (process.hrtime.bigint() - start < WARM_UP_NS) {
+      time(call, 10);
+      calls += 10;
+    }
+    slowest = Math.max(
+      slowest,
+      Number(process.hrtime.bigint() - start) / calls,
+    );
+  }
+  const iterations = Math.max(20, Math.round(ROUND_NS / slowest));
+  const rounds: Record<keyof typeof arms, number[]> = {
+    libsystemd: [],
+    notify: [],
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2
+      ? ["notify", "libsystemd"] as const
+      : ["libsystemd", "notify"] as const;
+    for (const arm of order) rounds[arm].push(time(arms[arm], iterations));
+  }
+  delete process.env.NOTIFY_SOCKET;
+  const received = await drain.stop();
+  const result: NodeNotifyResult = {
+    libsystemd: {
+      medianNs: median(rounds.libsystemd),
+      roundsNs: rounds.libsystemd,
+      iterations,
+    },
+    notify: {
+      medianNs: median(rounds.notify),
+      roundsNs: rounds.notify,
+      iterations,
+    },
+    sent,
+    received,
+  };
+  console.log(JSON.stringify(result));
+}
+
+await main();

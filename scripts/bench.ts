@@ -216,10 +216,12 @@ libsystemd's \`sd_notify(0, "WATCHDOG=1")\` called through the runtime's FFI
 \`NOTIFY_SOCKET\` names an abstract unix datagram socket that a Python process
 (\`scripts/bench_notify_receiver.ts\`) drains on a thread of its own, so that
 the blocking sends do not wait for a full queue (\`net.unix.max_dgram_qlen\`
-is often 10). Each call does what libsystemd does: read \`NOTIFY_SOCKET\`,
-\`socket()\`, \`sendmsg()\`, \`close()\`; libsystemd also raises the
-socket's send buffer (\`SO_SNDBUF\`/\`SO_SNDBUFFORCE\`, two more system calls),
-the library does not. Before timing, a reporting receiver
+is often 10). Both make the same system calls (strace): \`socket()\`,
+\`getuid()\`, \`geteuid()\`, \`getgid()\`, \`getegid()\`, \`sendmsg()\`,
+\`close()\`, and libsystemd four more to raise the socket's send buffer to
+8 MiB (\`getsockopt\`/\`setsockopt\` of \`SO_SNDBUF\`, then
+\`SO_SNDBUFFORCE\`), which the library leaves out; but the library crosses the
+FFI boundary once per system call, libsystemd once per \`sd_notify()\`. Before timing, a reporting receiver
 (\`tests/_receiver.ts\`) checks that both arms deliver the same bytes and
 credentials.
 

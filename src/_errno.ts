@@ -16,6 +16,7 @@ const DESCRIPTIONS: Readonly<Record<number, string>> = {
   [EINVAL]: "EINVAL (invalid argument)",
   24: "EMFILE (too many open files)",
   [ERANGE]: "ERANGE (result out of range)",
+  36: "ENAMETOOLONG (file name too long)",
   38: "ENOSYS (function not implemented)",
   88: "ENOTSOCK (not a socket)",
   98: "EADDRINUSE (address already in use)",

@@ -36,6 +36,7 @@ const SCM_CREDENTIALS = 2;
 // The kernel refuses more fds in one message (include/net/scm.h).
 const SCM_MAX_FD = 253;
 const E2BIG = 7;
+const ENAMETOOLONG = 36;
 // struct sockaddr_un's sun_path.
 const SUN_PATH_SIZE = 108;
 
@@ -45,17 +46,21 @@ const SUN_PATH_SIZE = 108;
  */
 function notifyAddress(value: string): Uint8Array {
   const bytes = new TextEncoder().encode(value);
-  const valid = bytes.length >= 2 && (value[0] === "/" || value[0] === "@") &&
-    bytes.length + 1 <= SUN_PATH_SIZE && !bytes.includes(0);
-  if (!valid) {
+  const shaped = bytes.length >= 2 && (value[0] === "/" || value[0] === "@") &&
+    !bytes.includes(0);
+  const fits = bytes.length + 1 <= SUN_PATH_SIZE;
+  if (!shaped || !fits) {
+    // A path too long for sun_path is ENAMETOOLONG, as libsystemd says it:
+    // it might be reached another way; everything else is EINVAL.
+    const errno = shaped && value[0] === "/" ? ENAMETOOLONG : EINVAL;
     throw new ActivationError(
       "INVALID_NOTIFY_SOCKET",
       `Invalid NOTIFY_SOCKET ${
         JSON.stringify(value)
       }: not an absolute path or @abstract name of 2 to ${
         SUN_PATH_SIZE - 1
-      } bytes, ${describeErrno(EINVAL)}`,
-      { errno: EINVAL },
+      } bytes, ${describeErrno(errno)}`,
+      { errno },
     );
   }
   // An abstract name starts with a NUL and, as libsystemd sends it, has no
@@ -148,7 +153,11 @@ function send(
       // not: another pid, or real ids that differ from the effective ones.
       const sendCredentials = (pid !== 0 && pid !== process.pid) ||
         libc.getuid() !== libc.geteuid() || libc.getgid() !== libc.getegid();
-      const data = new TextEncoder().encode(state);
+      // libsystemd sends the state as a C string: up to its first NUL.
+      const end = state.indexOf("\0");
+      const data = new TextEncoder().encode(
+        end < 0 ? state : state.slice(0, end),
+      );
       const credentials = sendCredentials
         ? [pid || process.pid, libc.getuid(), libc.getgid()] as const
         : undefined;
@@ -188,7 +197,8 @@ function send(
  * @returns `true` when sent, `false` when `NOTIFY_SOCKET` is not set (not
  * started by a service manager that listens).
  * @throws {ActivationError} `INVALID_NOTIFY_SOCKET` for a `NOTIFY_SOCKET`
- * that is not an absolute path or `@abstract` name (libsystemd's EINVAL),
+ * that is not an absolute path or `@abstract` name (EINVAL, or ENAMETOOLONG
+ * for a path too long for a socket address, as libsystemd says),
  * `NOTIFY_FAILED` with the errno when the datagram cannot be sent.
  *
  * @tags allow-env, allow-ffi

@@ -1,6 +1,7 @@
 // A fetch-style HTTP/1.1 server on the listener the library resolves (SPEC
 // section 4: a passed systemd socket first, else the endpoint bound here).
-// It runs on node:http in both runtimes, since Deno.serve cannot take an fd.
+// It runs on node:http in both runtimes, since Deno's own serve() cannot take
+// an fd.
 
 import {
   createServer,
@@ -189,10 +190,11 @@ function plainResponse(status: number, text: string): Response {
  *
  * @example Serving on `fd://web` when activated, else on a port
  * ```ts ignore
+ * import process from "node:process";
  * import { serve } from "@socket-activation/socket-activation";
  *
  * const controller = new AbortController();
- * Deno.addSignalListener("SIGTERM", () => controller.abort());
+ * process.on("SIGTERM", () => controller.abort());
  * const server = await serve(
  *   { endpoint: "http://127.0.0.1:8080", name: "web", signal: controller.signal },
  *   (request) => new Response(`Hello from ${new URL(request.url).pathname}\n`),

@@ -3,39 +3,20 @@
 // tests/fixtures/listen_connect_fd.ts in this runtime.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { after, test } from "node:test";
+import { activate, freePort, stop, within } from "./_activator.ts";
 import { launch, type LaunchFd } from "./_launch.ts";
 import { ActivationError, connect } from "./_lib.ts";
 import { fixtureCommand } from "./_runtime.ts";
 
-const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
 const DENO_FLAGS = ["--allow-env", "--allow-ffi"];
-// Only turns a hang into a failure that says where it hung.
-const DEADLINE_MS = 10_000;
 
 const root = mkdtempSync(join(tmpdir(), "connect-test-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out waiting for ${what}`)),
-      DEADLINE_MS,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** An echo server: answers each chunk with "echo CHUNK". */
 async function echoServer(
@@ -214,50 +195,14 @@ test("connect() refuses a passed listening socket or pipe for fd://N", async () 
   assert.equal(outside.event.code, "FD_NOT_PASSED");
 });
 
-/** A TCP port free right now. */
-async function freePort(): Promise<number> {
-  const server = await echoServer({ host: "127.0.0.1", port: 0 });
-  const port = portOf(server);
-  await close(server);
-  return port;
-}
-
 for (const uri of ["fd://3", "fd://conn"]) {
   test(`connect() uses the connected socket systemd-socket-activate --accept passed, as ${uri}`, async () => {
     const port = await freePort();
-    const args = [
-      "--accept",
-      "-l",
-      `127.0.0.1:${port}`,
-      "--fdname=conn",
-      "-E",
-      "NO_COLOR=1",
-    ];
-    if (process.env.DENO_DIR) {
-      args.push("-E", `DENO_DIR=${process.env.DENO_DIR}`);
-    }
-    args.push(
-      ...fixtureCommand("listen_connect_fd", { denoFlags: DENO_FLAGS }),
-      uri,
+    const activated = await activate(
+      [...fixtureCommand("listen_connect_fd", { denoFlags: DENO_FLAGS }), uri],
+      { listen: [`127.0.0.1:${port}`], names: ["conn"], accept: true },
     );
-    const child = spawn(SOCKET_ACTIVATE, args, {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    let output = "";
-    child.stdout!.setEncoding("utf8").on("data", (chunk) => output += chunk);
-    const exited = new Promise((resolve) => child.on("exit", resolve));
     try {
-      await within(
-        new Promise<void>((resolve, reject) => {
-          child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-            stderr += chunk;
-            if (/^Listening on /m.test(stderr)) resolve();
-          });
-          void exited.then(() => reject(new Error(stderr)));
-        }),
-        `${SOCKET_ACTIVATE} to listen`,
-      );
       // Each connection starts the fixture on its own connected socket.
       const client = await connect(`http://127.0.0.1:${port}`);
       client.setEncoding("utf8");
@@ -270,12 +215,11 @@ for (const uri of ["fd://3", "fd://conn"]) {
       });
       await within(
         new Promise((resolve) => client.on("end", resolve)),
-        `the fixture to answer (stdout: ${output}, stderr: ${stderr})`,
+        `the fixture to answer (stdout: ${activated.stdout()}, stderr: ${activated.stderr()})`,
       );
       assert.match(received, /^hello (deno|node) \d+\ngot ping\n$/);
     } finally {
-      child.kill("SIGTERM");
-      await exited;
+      await stop(activated, "SIGTERM");
     }
   });
 }

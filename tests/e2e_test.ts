@@ -3,25 +3,27 @@
 // connection; the test then talks HTTP to it and checks who answered.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
+import {
+  activate,
+  type Activated,
+  freePort,
+  stop,
+  within,
+} from "./_activator.ts";
 import { isCloexec } from "./_fd.ts";
-import { launch, lineReader } from "./_launch.ts";
+import { launch } from "./_launch.ts";
 import { fixtureCommand, runtime } from "./_runtime.ts";
 
-const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
 // What the fixture needs on Deno, and nothing more: no --allow-net, because
 // node:http serving on an inherited fd needs none (SPEC section 5).
 const DENO_FLAGS = ["--allow-env", "--allow-ffi"];
-// Generous: a child starts in well under a second; this only turns a hang
-// into a failure that says where it hung.
-const DEADLINE_MS = 10_000;
 
 /** A socket for systemd-socket-activate to open, and how to reach it. */
 type Target = { port: number } | { socketPath: string };
@@ -37,44 +39,6 @@ interface Served {
   address: unknown;
 }
 
-/** A fixture running under systemd-socket-activate. */
-interface Activated {
-  child: ChildProcess;
-  /** The next JSON line the fixture prints on stdout. */
-  nextEvent(): Promise<Record<string, unknown>>;
-  stderr(): string;
-  exited: Promise<number | string>;
-}
-
-/** Rejects with a message naming `what` if `promise` takes too long. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out waiting for ${what}`)),
-      DEADLINE_MS,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A TCP port free right now: bind port 0, read it, close. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
-
 function listenArgument(target: Target): string {
   return "port" in target ? `127.0.0.1:${target.port}` : target.socketPath;
 }
@@ -84,7 +48,7 @@ function listenArgument(target: Target): string {
  * (fds 3, 4, … in order) and resolves once every socket is open, so that
  * the first connection is what starts the fixture.
  */
-async function activate(
+function activateServe(
   targets: readonly Target[],
   options: {
     names?: readonly string[];
@@ -92,63 +56,22 @@ async function activate(
     denoFlags?: readonly string[];
   } = {},
 ): Promise<Activated> {
-  const args: string[] = [];
-  for (const target of targets) args.push("-l", listenArgument(target));
-  if (options.names) args.push(`--fdname=${options.names.join(":")}`);
-  // systemd-socket-activate keeps only TERM, PATH, USER and HOME.
-  const env: Record<string, string> = { NO_COLOR: "1", ...options.env };
-  if (process.env.DENO_DIR) env.DENO_DIR = process.env.DENO_DIR;
-  for (const [key, value] of Object.entries(env)) {
-    args.push("-E", `${key}=${value}`);
-  }
-  args.push(
-    ...fixtureCommand("serve", { denoFlags: options.denoFlags ?? DENO_FLAGS }),
+  return activate(
+    fixtureCommand("serve", { denoFlags: options.denoFlags ?? DENO_FLAGS }),
+    {
+      listen: targets.map(listenArgument),
+      names: options.names,
+      env: options.env,
+    },
   );
-
-  const child = spawn(SOCKET_ACTIVATE, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  const exited = new Promise<number | string>((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
-  );
-  // It prints "Listening on ADDR as FD." once per socket, before it waits.
-  const listening = new Promise<void>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-      const count = stderr.match(/^Listening on .* as \d+\.$/gm)?.length ?? 0;
-      if (count === targets.length) resolve();
-    });
-    exited.then((status) =>
-      reject(
-        new Error(`${SOCKET_ACTIVATE} exited (${status}) early:\n${stderr}`),
-      )
-    );
-  });
-  const lines = lineReader(child);
-  const activated: Activated = {
-    child,
-    nextEvent: async () => JSON.parse(await lines.next()),
-    stderr: () => stderr,
-    exited,
-  };
-  try {
-    await within(listening, `${SOCKET_ACTIVATE} to listen`);
-  } catch (error) {
-    await stop(activated);
-    throw error;
-  }
-  return activated;
 }
 
-/** Kills the process if it still runs, and waits for its exit. */
-async function stop(activated: Activated): Promise<void> {
-  if (
-    activated.child.exitCode === null && activated.child.signalCode === null
-  ) {
-    activated.child.kill("SIGKILL");
-  }
-  await activated.exited;
+/** The next JSON line the fixture prints on stdout. */
+async function nextEvent(
+  server: Activated,
+  what: string,
+): Promise<Record<string, unknown>> {
+  return JSON.parse(await within(server.nextLine(), what));
 }
 
 /** GET `path` on `target` over a fresh connection; the parsed JSON answer. */
@@ -206,7 +129,7 @@ async function serveAndCheck(
 ): Promise<void> {
   const env: Record<string, string> = { SERVE_COUNT: "2" };
   if (options.socketName !== undefined) env.SOCKET_NAME = options.socketName;
-  const server = await activate(targets, { env, ...options });
+  const server = await activateServe(targets, { env, ...options });
   try {
     const target = targets[index]!;
     const served = await within(get(target, "/hello?x=1"), "the answer");
@@ -224,7 +147,7 @@ async function serveAndCheck(
         port: target.port,
       });
     }
-    assert.deepEqual(await within(server.nextEvent(), "the listening line"), {
+    assert.deepEqual(await nextEvent(server, "the listening line"), {
       event: "listening",
       runtime,
       pid: server.child.pid,
@@ -279,13 +202,13 @@ test("getSystemdSocket() under systemd-socket-activate fails with NAME_NOT_FOUND
   await withTempDir(async (dir) => {
     const socketPath = join(dir, "a.sock");
     const port = await freePort();
-    const server = await activate([{ socketPath }, { port }], {
+    const server = await activateServe([{ socketPath }, { port }], {
       names: ["a", "b"],
       env: { SOCKET_NAME: "nope" },
     });
     try {
       const trigger = await triggerStart({ socketPath });
-      const event = await within(server.nextEvent(), "the error line");
+      const event = await nextEvent(server, "the error line");
       assert.equal(event.event, "error");
       assert.equal(event.code, "NAME_NOT_FOUND");
       assert.match(String(event.message), /"nope"/);
@@ -303,12 +226,12 @@ test(
   async () => {
     await withTempDir(async (dir) => {
       const socketPath = join(dir, "web.sock");
-      const server = await activate([{ socketPath }], {
+      const server = await activateServe([{ socketPath }], {
         denoFlags: ["--allow-env"],
       });
       try {
         const trigger = await triggerStart({ socketPath });
-        const event = await within(server.nextEvent(), "the error line");
+        const event = await nextEvent(server, "the error line");
         assert.equal(event.event, "error");
         assert.equal(event.code, "FFI_UNAVAILABLE");
         assert.match(String(event.message), /--allow-ffi/);
@@ -341,12 +264,7 @@ test("getSystemdSocket() finds no socket when LISTEN_PID is another process", as
       launched.stderr(),
     );
   } finally {
-    if (
-      launched.child.exitCode === null && launched.child.signalCode === null
-    ) {
-      launched.child.kill("SIGKILL");
-    }
-    await launched.exited;
+    await stop(launched);
   }
 });
 

@@ -5,7 +5,6 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { type ChildProcess, spawn } from "node:child_process";
 import {
   existsSync,
   linkSync,
@@ -22,13 +21,18 @@ import {
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { after, test } from "node:test";
-import { launch, type LaunchFd, lineReader } from "./_launch.ts";
+import {
+  activate,
+  type Activated,
+  freePort,
+  stop,
+  within,
+} from "./_activator.ts";
+import { launch, type LaunchFd } from "./_launch.ts";
 import { ActivationError, listen } from "./_lib.ts";
 import { fixtureCommand } from "./_runtime.ts";
 
-const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
 const DENO_FLAGS = [
   "--allow-env",
   "--allow-ffi",
@@ -36,8 +40,6 @@ const DENO_FLAGS = [
   "--allow-write",
   "--allow-net",
 ];
-// Only turns a hang into a failure that says where it hung.
-const DEADLINE_MS = 10_000;
 
 const root = mkdtempSync(join(tmpdir(), "listen-test-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -47,21 +49,6 @@ function folder(): string {
   const path = join(root, String(folders++));
   mkdirSync(path);
   return path;
-}
-
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out waiting for ${what}`)),
-      DEADLINE_MS,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 type Target = { port: number; host?: string } | { path: string };
@@ -121,19 +108,6 @@ function close(server: Server): Promise<void> {
   return new Promise((resolve, reject) =>
     server.close((error) => error ? reject(error) : resolve())
   );
-}
-
-/** A TCP port free right now: bind port 0, read it, close. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, resolve);
-  });
-  const address = server.address();
-  await close(server);
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
 }
 
 interface Event {
@@ -420,68 +394,29 @@ test("Closing a server on a passed unix socket never unlinks its path", async ()
 
 // --- Under the real systemd-socket-activate ---------------------------------
 
-interface Activated {
-  child: ChildProcess;
-  nextEvent(): Promise<Event>;
-  stderr(): string;
-  exited: Promise<number | string>;
-}
-
 /**
  * Starts the echo fixture on `uri` under systemd-socket-activate listening
  * on `listenOn`; resolves once its sockets are open (the first connection
  * then starts the fixture).
  */
-async function activate(
+function activateEcho(
   listenOn: readonly string[],
   uri: string,
-  options: { names?: string; listenOptions?: object } = {},
+  options: { names?: readonly string[]; listenOptions?: object } = {},
 ): Promise<Activated> {
-  const args: string[] = [];
-  for (const address of listenOn) args.push("-l", address);
-  if (options.names) args.push(`--fdname=${options.names}`);
-  // systemd-socket-activate keeps only TERM, PATH, USER and HOME.
-  args.push("-E", "NO_COLOR=1");
-  if (process.env.DENO_DIR) args.push("-E", `DENO_DIR=${process.env.DENO_DIR}`);
-  args.push(
-    ...fixtureCommand("listen_echo", { denoFlags: DENO_FLAGS }),
-    uri,
-    JSON.stringify(options.listenOptions ?? {}),
+  return activate(
+    [
+      ...fixtureCommand("listen_echo", { denoFlags: DENO_FLAGS }),
+      uri,
+      JSON.stringify(options.listenOptions ?? {}),
+    ],
+    { listen: listenOn, names: options.names },
   );
-  const child = spawn(SOCKET_ACTIVATE, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  const exited = new Promise<number | string>((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
-  );
-  const listening = new Promise<void>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-      const count = stderr.match(/^Listening on .* as \d+\.$/gm)?.length ?? 0;
-      if (count === listenOn.length) resolve();
-    });
-    exited.then((status) =>
-      reject(new Error(`${SOCKET_ACTIVATE} exited (${status}):\n${stderr}`))
-    );
-  });
-  const lines = lineReader(child);
-  await within(listening, `${SOCKET_ACTIVATE} to listen`).catch((error) => {
-    child.kill();
-    throw error;
-  });
-  return {
-    child,
-    nextEvent: async () =>
-      JSON.parse(await within(lines.next(), "the fixture")) as Event,
-    stderr: () => stderr,
-    exited,
-  };
 }
 
-async function stopActivated(activated: Activated): Promise<void> {
-  activated.child.kill("SIGTERM");
-  await activated.exited;
+/** The fixture's next event. */
+async function nextEvent(activated: Activated): Promise<Event> {
+  return JSON.parse(await within(activated.nextLine(), "the fixture")) as Event;
 }
 
 test("listen() under systemd-socket-activate serves the named TCP socket, not the configured port", async () => {
@@ -490,21 +425,21 @@ test("listen() under systemd-socket-activate serves the named TCP socket, not th
     await freePort(),
     await freePort(),
   ];
-  const activated = await activate(
+  const activated = await activateEcho(
     [`127.0.0.1:${first}`, `127.0.0.1:${second}`],
     `http://127.0.0.1:${configured}`,
-    { names: "admin:web", listenOptions: { name: "web" } },
+    { names: ["admin", "web"], listenOptions: { name: "web" } },
   );
   try {
     // The first connection starts the fixture; its answer proves who serves.
     const answer = ping({ port: second });
-    const event = await activated.nextEvent();
+    const event = await nextEvent(activated);
     assert.equal(event.event, "listening", event.message);
     assert.match(await answer, /^\d+ ping$/);
     assert.deepEqual((event.address as { port: number }).port, second);
     assert.equal(await accepts({ port: configured }), false);
   } finally {
-    await stopActivated(activated);
+    await stop(activated, "SIGTERM");
   }
 });
 
@@ -512,17 +447,17 @@ test("listen() under systemd-socket-activate serves the passed unix socket and l
   const dir = folder();
   const passed = join(dir, "passed.sock");
   const configured = join(dir, "configured.sock");
-  const activated = await activate([passed], `unix://${configured}`);
+  const activated = await activateEcho([passed], `unix://${configured}`);
   try {
     const answer = ping({ path: passed });
-    const event = await activated.nextEvent();
+    const event = await nextEvent(activated);
     assert.equal(event.event, "listening", event.message);
     assert.match(await answer, /^\d+ ping$/);
     assert.equal(existsSync(configured), false);
     activated.child.kill("SIGTERM");
-    assert.equal((await activated.nextEvent()).event, "closed");
+    assert.equal((await nextEvent(activated)).event, "closed");
   } finally {
-    await stopActivated(activated);
+    await stop(activated, "SIGTERM");
   }
   assert.ok(lstatSync(passed).isSocket());
 });

@@ -175,7 +175,15 @@ async function activated(fd: LaunchFd, env: Record<string, string> = {}) {
     });
     return JSON.parse(line) as Record<string, unknown>;
   };
-  return { launched, event };
+  /** Sends SIGTERM; the app must print `finished` and exit 0. */
+  const terminate = async () => {
+    // process.kill(), not child.kill(): Deno's child_process then reports the
+    // signal as the exit status even when the process exits 0.
+    process.kill(launched.pid, "SIGTERM");
+    assert.deepEqual(await event(), { event: "finished" });
+    assert.equal(await launched.exited, 0, launched.stderr());
+  };
+  return { launched, event, terminate };
 }
 
 for (const kind of ["unix", "tcp"] as const) {
@@ -186,7 +194,7 @@ for (const kind of ["unix", "tcp"] as const) {
       const dir = tempDir();
       const path = join(dir, "activated.sock");
       try {
-        const { launched, event } = await activated(
+        const { launched, event, terminate } = await activated(
           kind === "unix" ? { type: "unix", path } : { type: "tcp" },
         );
         assert.deepEqual(await event(), {
@@ -211,11 +219,7 @@ for (const kind of ["unix", "tcp"] as const) {
         assert.equal(served.method, "PUT");
         assert.equal(served.body, "payload");
         assert.match(String(served.url), /\/activated$/);
-        // process.kill(), not child.kill(): Deno's child_process then reports the
-        // signal as the exit status even when the process exits 0.
-        process.kill(launched.pid, "SIGTERM");
-        assert.deepEqual(await event(), { event: "finished" });
-        assert.equal(await launched.exited, 0, launched.stderr());
+        await terminate();
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -515,7 +519,7 @@ test(
     const dir = tempDir();
     const path = join(dir, "activated.sock");
     try {
-      const { launched, event } = await activated(
+      const { event, terminate } = await activated(
         { type: "unix", path },
         { SERVE_PER_UID_LIMIT: "1" },
       );
@@ -546,11 +550,7 @@ test(
       };
       assert.equal(served.body, "done");
       assert.equal((await ask({ socketPath: path })).status, 200);
-      // process.kill(), not child.kill(): Deno's child_process then reports the
-      // signal as the exit status even when the process exits 0.
-      process.kill(launched.pid, "SIGTERM");
-      assert.deepEqual(await event(), { event: "finished" });
-      assert.equal(await launched.exited, 0, launched.stderr());
+      await terminate();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

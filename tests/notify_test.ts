@@ -110,6 +110,8 @@ test("each helper sends exactly its assignment", async () => {
     ],
     [{ call: "watchdogPing" }, "WATCHDOG=1"],
     [{ call: "notify", arg: "" }, ""],
+    // libsystemd sends strlen(state) bytes: a NUL ends the state.
+    [{ call: "notify", arg: "READY=1\u0000STATUS=cut" }, "READY=1"],
   ];
   await withReceiver(async (receiver) => {
     const outcomes = await runSender({

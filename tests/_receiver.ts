@@ -38,6 +38,7 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 sock.bind(bind_to)
 held = set()
+received = 0
 
 def describe_fd(fd):
     info = {"fd": fd, "target": os.readlink("/proc/self/fd/%d" % fd)}
@@ -64,8 +65,10 @@ def describe_fd(fd):
     return info
 
 def receive():
+    global received
     space = socket.CMSG_SPACE(4 * 253) + socket.CMSG_SPACE(12)
     data, ancillary, flags, _ = sock.recvmsg(65536, space)
+    received += 1
     message = {
         "type": "datagram",
         "at": now_usec(),
@@ -109,7 +112,11 @@ def command(line):
         reply["now"] = now_usec()
     elif request["cmd"] == "pending":
         reply["pending"] = pending()
+    elif request["cmd"] == "quiet":
+        readable = select.select([sock], [], [], request["ms"] / 1000)[0]
+        reply["quiet"] = not readable
     reply["held"] = sorted(held)
+    reply["received"] = received
     emit(reply)
 
 emit({"type": "ready", "address": address, "path": directory and bind_to, "pid": os.getpid()})
@@ -213,13 +220,20 @@ export interface Receiver {
   /** Whether a datagram is waiting in the socket, not yet read. */
   pending(): Promise<boolean>;
   /**
+   * Watches the socket for `ms` by the receiver's clock: true when no
+   * datagram came. For checking that something does NOT happen (a sender
+   * that should be blocked); never a way to wait for an event.
+   */
+  quiet(ms: number): Promise<boolean>;
+  /**
    * Closes received fds (all that are held, or those listed). Returns
-   * whether a datagram was already waiting before the close, and the fds
-   * still held after it.
+   * whether a datagram was already waiting before the close, how many it
+   * had read by then (all reported, maybe not yet taken with `next()`),
+   * and the fds still held after it.
    */
   closeFds(
     fds?: readonly number[],
-  ): Promise<{ pendingBefore: boolean; held: number[] }>;
+  ): Promise<{ pendingBefore: boolean; received: number; held: number[] }>;
   /** Stops the receiver (its socket and temporary folder go with it). */
   close(): Promise<void>;
   /** Everything it wrote on stderr so far. */
@@ -231,8 +245,10 @@ interface Reply {
   id: number;
   now?: number;
   pending?: boolean;
+  quiet?: boolean;
   pendingBefore?: boolean;
   held: number[];
+  received: number;
 }
 
 interface RawDatagram {
@@ -361,9 +377,14 @@ export async function startReceiver(
     next: async () => decode(await datagrams.next()),
     clock: async () => (await request("clock")).now!,
     pending: async () => (await request("pending")).pending!,
+    quiet: async (ms) => (await request("quiet", { ms })).quiet!,
     closeFds: async (fds) => {
       const reply = await request("close", fds ? { fds } : {});
-      return { pendingBefore: reply.pendingBefore!, held: reply.held };
+      return {
+        pendingBefore: reply.pendingBefore!,
+        received: reply.received,
+        held: reply.held,
+      };
     },
     close: async () => {
       child.stdin!.end();

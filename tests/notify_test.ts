@@ -444,9 +444,13 @@ describe("notifyBarrier()", () => {
       assert.equal(barrier.fds.length, 1);
       assert.equal(barrier.fds[0]?.kind, "fifo");
       assert.equal(barrier.fds[0]?.access, "w");
-      // Still waiting: neither its result nor the next datagram is out.
+      // Still waiting: a barrier that did not wait would have printed its
+      // result and sent AFTER=1 well within this window.
+      assert.equal(await receiver.quiet(300), true);
       assert.equal(settled, false);
       const closed = await receiver.closeFds();
+      // Nothing after BARRIER=1 had arrived when the pipe was closed.
+      assert.equal(closed.received, 1);
       assert.equal(closed.pendingBefore, false);
       assert.deepEqual(closed.held, []);
       assert.deepEqual(await outcome, { step: 0, result: true });

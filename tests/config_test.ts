@@ -597,7 +597,7 @@ test("loadConfig() reads a file, and names the file in its errors", async () => 
       name: "ActivationError",
       code: "CONFIG_UNREADABLE",
       errno: 21,
-      message: `Cannot read config ${JSON.stringify(dir)}: EISDIR`,
+      message: `Cannot read config ${JSON.stringify(dir)}: EISDIR (is a directory)`,
     });
   } finally {
     await rm(dir, { recursive: true });

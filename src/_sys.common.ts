@@ -78,6 +78,12 @@ export interface Sys {
    * Returns 0, or the errno of the failed `fcntl` (EBADF for a closed fd).
    */
   setCloexec(fd: number): number;
+  /**
+   * Whether the runtime lets this process bind TCP `host:port`: Deno asks
+   * its net permission (binding without it throws where no caller can catch
+   * it); Node has no permissions.
+   */
+  mayBindTcp(host: string, port: number): boolean;
 }
 
 /** What the kernel says of an fd, before interpretation (socket_info.ts). */

@@ -97,4 +97,9 @@ const open = once((): Libc => {
 export const sys: Sys = {
   libc: open,
   setCloexec: (fd) => fcntlSetCloexec(open(), fd),
+  mayBindTcp: (host, port) =>
+    Deno.permissions.requestSync({
+      name: "net",
+      host: `${host.includes(":") ? `[${host}]` : host}:${port}`,
+    }).state === "granted",
 };

@@ -171,6 +171,7 @@ function readCloexec(fd: number): boolean | "closed" | undefined {
 /** The system calls, for Node. */
 export const sys: Sys = {
   libc: open,
+  mayBindTcp: () => true,
   setCloexec(fd) {
     // Once koffi is loaded, fcntl is cheaper than reading /proc.
     if (libc !== undefined) return fcntlSetCloexec(libc, fd);

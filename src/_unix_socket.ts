@@ -178,7 +178,14 @@ export function listenServer(
     }
     server.once("error", onError);
     server.once("listening", onListening);
-    server.listen(options);
+    try {
+      server.listen(options);
+    } catch (error) {
+      // Deno refuses a unix socket without --allow-net right here.
+      server.off("error", onError);
+      server.off("listening", onListening);
+      reject(error);
+    }
   });
 }
 

@@ -12,7 +12,14 @@ function connected(
   where: string,
 ): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect(options);
+    let socket: Socket;
+    try {
+      socket = netConnect(options);
+    } catch (error) {
+      // Deno refuses a unix socket without --allow-net right here.
+      reject(systemError("CONNECT_FAILED", where, error));
+      return;
+    }
     function onError(error: Error): void {
       socket.destroy();
       reject(systemError("CONNECT_FAILED", where, error));
@@ -31,8 +38,9 @@ function connected(
  * `fd://3` or `fd://name` as a connected stream socket systemd passed (for
  * example with `Accept=yes`), checked with {@linkcode socketInfo} first.
  *
- * On Deno this needs `--allow-net` for TCP, `--allow-read --allow-write`
- * for a unix socket, and `--allow-env --allow-ffi` for a passed fd.
+ * On Deno this needs `--allow-net` for TCP, `--allow-read --allow-write
+ * --allow-net` for a unix socket, and `--allow-env --allow-ffi` for a passed
+ * fd.
  *
  * @param endpoint The endpoint or its URI.
  * @returns The socket, once connected.

@@ -15,6 +15,7 @@ import {
   systemError,
   unlinkOnClose,
 } from "./_unix_socket.ts";
+import { sys } from "./_sys.deno.ts";
 
 /** Options of {@linkcode listen}. */
 export interface ListenOptions {
@@ -240,6 +241,12 @@ export async function listenOn<S extends Server>(
         `${where}: unixOnly forbids binding TCP, and systemd passed no socket`,
       );
     }
+    if (!sys.mayBindTcp(requested.host, requested.port)) {
+      throw new ActivationError(
+        "LISTEN_FAILED",
+        `${where}: run Deno with --allow-net to bind ${requested.host}:${requested.port}`,
+      );
+    }
     try {
       await listenServer(server, {
         host: requested.host,
@@ -307,8 +314,8 @@ function pickSystemdSocket(name: string | undefined): ListenFd | undefined {
  * unix socket names the temporary path it was bound under; use `path`.
  *
  * On Deno this needs `--allow-env` and `--allow-ffi` (to read and check the
- * passed sockets), plus `--allow-net` to bind TCP or `--allow-read
- * --allow-write` to bind a unix socket.
+ * passed sockets), plus `--allow-net` to bind TCP, or `--allow-read
+ * --allow-write --allow-net` to bind a unix socket.
  *
  * @param endpoint The endpoint or its URI.
  * @param options The socket name to prefer, the unix socket mode and the

@@ -172,8 +172,8 @@ function plainResponse(status: number, text: string): Response {
  * sent. The listener is chosen as {@linkcode listen} chooses it.
  *
  * On Deno it needs `--allow-env` (and `--allow-ffi` for a passed socket or
- * the per-uid limit), plus `--allow-net` or `--allow-read --allow-write` to
- * bind a TCP port or a unix socket itself.
+ * the per-uid limit), plus `--allow-net` to bind a TCP port itself, or
+ * `--allow-read --allow-write --allow-net` to bind a unix socket itself.
  *
  * @param options Where to listen, the shutdown signal and the limits.
  * @param handler Answers each request; an error it throws becomes

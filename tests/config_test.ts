@@ -597,7 +597,9 @@ test("loadConfig() reads a file, and names the file in its errors", async () => 
       name: "ActivationError",
       code: "CONFIG_UNREADABLE",
       errno: 21,
-      message: `Cannot read config ${JSON.stringify(dir)}: EISDIR (is a directory)`,
+      message: `Cannot read config ${
+        JSON.stringify(dir)
+      }: EISDIR (is a directory)`,
     });
   } finally {
     await rm(dir, { recursive: true });

@@ -181,17 +181,21 @@ async function checkConsumer(
   consumerDir: string,
   tsc: string,
   names: readonly string[],
+  typesNode: string,
 ): Promise<void> {
   await writeFile(
     join(consumerDir, "package.json"),
     JSON.stringify({ name: "consumer", private: true }, null, 2),
   );
+  // A TypeScript project on Node has Node's types: the API hands out
+  // node:net and node:http servers and sockets.
   await run("npm", [
     "install",
     "--no-audit",
     "--no-fund",
     "--prefer-offline",
     tarball,
+    `@types/node@${typesNode}`,
   ], { cwd: consumerDir });
   await writeFile(join(consumerDir, "smoke.mjs"), smokeTest("esm", names));
   await writeFile(join(consumerDir, "smoke.cjs"), smokeTest("cjs", names));
@@ -199,7 +203,6 @@ async function checkConsumer(
   await run("node", ["smoke.cjs"], { cwd: consumerDir });
   await writeFile(join(consumerDir, "types.mts"), TYPES_CHECK);
   await writeFile(join(consumerDir, "types.cts"), TYPES_CHECK);
-  // No @types/node here: the declarations must not need it.
   await run("node", [
     tsc,
     "--noEmit",
@@ -252,7 +255,16 @@ export async function packCheck(
     console.log("contents: ok");
 
     const tsc = join(npmDir, "node_modules", "typescript", "bin", "tsc");
-    await checkConsumer(tarball, join(tmp, "consumer"), tsc, names);
+    const { devDependencies } = JSON.parse(
+      await Deno.readTextFile(join(npmDir, "package.json")),
+    ) as { devDependencies: Record<string, string> };
+    await checkConsumer(
+      tarball,
+      join(tmp, "consumer"),
+      tsc,
+      names,
+      devDependencies["@types/node"]!,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -223,8 +223,29 @@ async function buildTests(
   await writeFile(join(testCjs, "_lib.js"), commonJsTestLib(names));
 }
 
-/** Runs the `*_test.js` files of a folder with `node --test`; false if any fails. */
-async function runNodeTests(dir: string): Promise<boolean> {
+/** What a `node --test` run counted. */
+interface TestCounts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+// The summary node's TAP reporter ends with: "# pass 297", "# fail 0", …
+function countsFromTap(tap: string): TestCounts {
+  const count = (name: string) =>
+    Number(new RegExp(`^# ${name} (\\d+)$`, "m").exec(tap)?.[1] ?? 0);
+  return {
+    passed: count("pass"),
+    failed: count("fail"),
+    skipped: count("skipped"),
+  };
+}
+
+/**
+ * Runs the `*_test.js` files of a folder with `node --test`, showing the
+ * spec report and counting from a TAP report written beside it.
+ */
+async function runNodeTests(dir: string): Promise<TestCounts> {
   // Node 20 does not search a folder given to --test, so list the files.
   const files = (await listFiles(dir)).filter((file) =>
     file.endsWith("_test.js")
@@ -232,19 +253,29 @@ async function runNodeTests(dir: string): Promise<boolean> {
   const where = relative(ROOT, dir);
   if (files.length === 0) {
     warn(`No *_test.js files in ${where}`);
-    return true;
+    return { passed: 0, failed: 0, skipped: 0 };
   }
   step(`Running ${files.length} test file(s) on Node in ${where}/`);
+  const tapFile = join(dir, "results.tap");
   try {
-    await run("node", ["--test", "--test-reporter=spec", ...files], {
-      cwd: dir,
-    });
-    return true;
+    await run("node", [
+      "--test",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=tap",
+      `--test-reporter-destination=${tapFile}`,
+      ...files,
+    ], { cwd: dir });
   } catch (error) {
     if (!(error instanceof BuildError)) throw error;
     console.error(error.message);
-    return false;
   }
+  const counts = countsFromTap(
+    await Deno.readTextFile(tapFile).catch(() => ""),
+  );
+  // A run that crashed before its summary must not pass for a clean one.
+  if (counts.passed + counts.failed === 0) counts.failed = 1;
+  return counts;
 }
 
 async function main(): Promise<void> {
@@ -274,20 +305,30 @@ async function main(): Promise<void> {
   await buildLibrary();
   await buildTests(testSources, testAssets, names);
 
-  let testsPassed = true;
+  let counts: TestCounts | undefined;
   if (flags.test) {
     // Both runs, even when the first fails: which build fails tells a lot.
     const esm = await runNodeTests(join(NPM_DIR, "test_esm"));
     const cjs = await runNodeTests(join(NPM_DIR, "test_cjs"));
-    testsPassed = esm && cjs;
+    counts = {
+      passed: esm.passed + cjs.passed,
+      failed: esm.failed + cjs.failed,
+      skipped: esm.skipped + cjs.skipped,
+    };
   }
   if (flags.pack) {
     step("Packing npm/ and checking the tarball from a clean project");
     await packCheck(NPM_DIR, names);
   }
-  if (!testsPassed) throw new BuildError("The tests failed on Node");
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   step(`Done in ${seconds} s: npm/ holds socket-activation ${version}`);
+  if (counts !== undefined) {
+    // The closing line CI reads: both Node runs (ESM and CommonJS) together.
+    console.log(
+      `node: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
+    );
+    if (counts.failed > 0) throw new BuildError("The tests failed on Node");
+  }
 }
 
 if (import.meta.main) {

@@ -23,7 +23,7 @@ async function copy(from: string, to: string): Promise<void> {
   }
 }
 
-/** Copies the package in `npmDir`, its koffi, and the Node server. */
+/** Copies the package in `npmDir`, its dependencies, and the Node server. */
 export async function stageApp(npmDir: string): Promise<BenchApp> {
   const dir = await Deno.makeTempDir({ prefix: "socket_activation_bench_" });
   const modules = `${dir}/node_modules`;
@@ -32,8 +32,18 @@ export async function stageApp(npmDir: string): Promise<BenchApp> {
   for (const entry of ["package.json", "esm", "script"]) {
     await copy(`${npmDir}/${entry}`, `${pkg}/${entry}`);
   }
-  // koffi and its prebuilt binary package, as npm would hoist them.
-  await copy(`${npmDir}/node_modules/koffi`, `${modules}/koffi`);
+  // The package's dependencies (koffi, smol-toml), and koffi's prebuilt
+  // binary package, as npm would hoist them.
+  const manifest = JSON.parse(
+    await Deno.readTextFile(`${npmDir}/package.json`),
+  ) as { dependencies?: Record<string, string> };
+  for (const name of Object.keys(manifest.dependencies ?? {})) {
+    // A scoped name needs its scope folder.
+    await Deno.mkdir(`${modules}/${name}`.replace(/\/[^/]*$/, ""), {
+      recursive: true,
+    });
+    await copy(`${npmDir}/node_modules/${name}`, `${modules}/${name}`);
+  }
   await copy(`${npmDir}/node_modules/@koromix`, `${modules}/@koromix`);
   await Deno.writeTextFile(
     `${dir}/package.json`,

@@ -2,14 +2,17 @@
 // listenFds() against libsystemd's sd_listen_fds_with_names() on Deno and
 // Node, notify("WATCHDOG=1") against sd_notify(), and the cold start of an
 // HTTP server on an activated socket against the same server binding its
-// own port. Prints the results and rewrites
+// own port, and the throughput of serve() on an activated socket against a
+// self-bound port (and against Deno.serve). Prints the results and rewrites
 // BENCHMARKS.md with them. Ratios are against a baseline measured in the
 // same run: the absolute times on a shared machine say little.
 //
-//   deno run -A scripts/bench.ts [--no-build] [--rounds N] [--output FILE]
+//   deno run -A scripts/bench.ts [--no-build] [--rounds N] [--serve-rounds N]
+//                                [--output FILE]
 //
 // --no-build  use the package already in npm/ instead of building it first
 // --rounds N  cold-start rounds per arm and runtime (default 20)
+// --serve-rounds N  throughput rounds per arm (default 5)
 // --output    where to write the report (default BENCHMARKS.md)
 
 import process from "node:process";
@@ -33,17 +36,29 @@ import {
   runDenoNotifyBench,
   runNodeNotifyBench,
 } from "./_bench_notify.ts";
+import {
+  DEFAULT_LOAD,
+  renderServeSection,
+  runServeBench,
+  type ServeBenchResult,
+} from "./_bench_serve.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 
 interface Flags {
   build: boolean;
   rounds: number;
+  serveRounds: number;
   output: string;
 }
 
 function parseFlags(args: readonly string[]): Flags {
-  const flags: Flags = { build: true, rounds: 20, output: "BENCHMARKS.md" };
+  const flags: Flags = {
+    build: true,
+    rounds: 20,
+    serveRounds: DEFAULT_LOAD.rounds,
+    output: "BENCHMARKS.md",
+  };
   for (let index = 0; index < args.length; index++) {
     const arg = args[index];
     if (arg === "--no-build") flags.build = false;
@@ -51,6 +66,11 @@ function parseFlags(args: readonly string[]): Flags {
       flags.rounds = Number(args[++index]);
       if (!Number.isInteger(flags.rounds) || flags.rounds < 1) {
         throw new RangeError(`Invalid --rounds: ${args[index]}`);
+      }
+    } else if (arg === "--serve-rounds") {
+      flags.serveRounds = Number(args[++index]);
+      if (!Number.isInteger(flags.serveRounds) || flags.serveRounds < 1) {
+        throw new RangeError(`Invalid --serve-rounds: ${args[index]}`);
       }
     } else if (arg === "--output") {
       const output = args[++index];
@@ -252,6 +272,7 @@ interface Results {
   node: NodeBenchResult;
   notify: { deno: DenoBenchReport; node: NodeNotifyResult };
   cold: { deno: ColdStartResult; node: ColdStartResult };
+  serve: ServeBenchResult;
   seconds: number;
   loadAtEnd: string;
 }
@@ -262,6 +283,9 @@ function report(results: Results): string {
     "deno run -A scripts/bench.ts",
     ...(flags.build ? [] : ["--no-build"]),
     ...(flags.rounds === 20 ? [] : [`--rounds ${flags.rounds}`]),
+    ...(flags.serveRounds === DEFAULT_LOAD.rounds
+      ? []
+      : [`--serve-rounds ${flags.serveRounds}`]),
   ].join(" ");
   return `# Benchmarks
 
@@ -372,7 +396,8 @@ alternating each round. Times in ms: median (min–max).
 | --- | ---: | ---: | ---: | ---: |
 ${coldRow("Deno", results.cold.deno)}
 ${coldRow("Node", results.cold.node)}
-`;
+
+${renderServeSection(results.serve)}`;
 }
 
 async function main(): Promise<void> {
@@ -399,6 +424,7 @@ async function main(): Promise<void> {
   let deno: DenoBenchReport, node: NodeBenchResult;
   let notifyDeno: DenoBenchReport, notifyNode: NodeNotifyResult;
   let coldDeno: ColdStartResult, coldNode: ColdStartResult;
+  let serve: ServeBenchResult;
   try {
     console.error("listenFds() against libsystemd on Deno (deno bench)");
     deno = await runDenoBench();
@@ -418,6 +444,15 @@ async function main(): Promise<void> {
       serverCommand("node", nodePath, app.dir),
       flags.rounds,
     );
+    console.error(
+      `Throughput of serve(), ${flags.serveRounds} rounds per arm (autocannon)`,
+    );
+    serve = await runServeBench({
+      nodePath,
+      appDir: app.dir,
+      load: { ...DEFAULT_LOAD, rounds: flags.serveRounds },
+      log: (line) => console.error(line),
+    });
   } finally {
     await app.remove();
   }
@@ -428,6 +463,7 @@ async function main(): Promise<void> {
     node,
     notify: { deno: notifyDeno, node: notifyNode },
     cold: { deno: coldDeno, node: coldNode },
+    serve,
     seconds: (performance.now() - started) / 1000,
     loadAtEnd: await loadAverage(),
   });

@@ -58,6 +58,8 @@ export interface ActivateOptions {
   env?: Readonly<Record<string, string>> | undefined;
   /** `--accept`: one child per connection, on the connected socket. */
   accept?: boolean | undefined;
+  /** The working folder (this process's by default). */
+  cwd?: string | undefined;
 }
 
 /** systemd-socket-activate, and the child it starts once connected to. */
@@ -96,6 +98,7 @@ export async function activate(
   args.push(...argv);
 
   const child = spawn(SOCKET_ACTIVATE, args, {
+    cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

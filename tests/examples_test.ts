@@ -18,19 +18,15 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { activate, freePort, stop, within } from "./_activator.ts";
 import { type Receiver, startReceiver } from "./_receiver.ts";
 import { runtime } from "./_runtime.ts";
 
-const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
-// Generous: a service starts in well under a second; this only turns a hang
-// into a failure that says where it hung.
-const DEADLINE_MS = 10_000;
 // Pings every 50 ms, so that one arrives quickly.
 const WATCHDOG_USEC = 100_000;
 
@@ -48,35 +44,6 @@ interface Served {
   name: string | null;
   endpoint: string;
   path: string;
-}
-
-/** Rejects with a message naming `what` if `promise` takes too long. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out waiting for ${what}`)),
-      DEADLINE_MS,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A TCP port free right now: bind port 0, read it, close. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
 }
 
 /** GET `path` over a fresh connection; the parsed JSON answer. */
@@ -125,12 +92,18 @@ interface Running {
   line(pattern: RegExp): Promise<void>;
   /** The exit code, or the signal that ended it. */
   readonly exited: Promise<number | string>;
-  /**
-   * SIGTERM through process.kill(): after child.kill(), Deno 2.9's
-   * node:child_process reports the exit as killed by the signal even when
-   * the program caught it and exited with 0.
-   */
-  terminate(): void;
+}
+
+/**
+ * SIGTERM through process.kill(): after child.kill(), Deno 2.9's
+ * node:child_process reports the exit as killed by the signal even when
+ * the program caught it and exited with 0.
+ */
+function terminate(running: { readonly child: ChildProcess }): void {
+  const { child } = running;
+  if (child.exitCode === null && child.signalCode === null) {
+    process.kill(child.pid!, "SIGTERM");
+  }
 }
 
 function start(argv: readonly string[], cwd: string): Running {
@@ -174,20 +147,7 @@ function start(argv: readonly string[], cwd: string): Running {
       );
     },
     exited,
-    terminate() {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(child.pid!, "SIGTERM");
-      }
-    },
   };
-}
-
-/** Kills what still runs and waits for it. */
-async function reap(running: Running): Promise<void> {
-  if (running.child.exitCode === null && running.child.signalCode === null) {
-    running.child.kill("SIGKILL");
-  }
-  await running.exited;
 }
 
 /** How this runtime runs its example, with a config and Deno's flags. */
@@ -273,27 +233,26 @@ test("the example service serves on the socket systemd-socket-activate passes, n
     const config = await writeConfig(dir, `"http://127.0.0.1:9"`);
     const socketPath = join(dir, "web.sock");
     const receiver = await startReceiver({ closeFds: true });
-    const env = [
-      "NO_COLOR=1",
-      `NOTIFY_SOCKET=${receiver.address}`,
-      `WATCHDOG_USEC=${WATCHDOG_USEC}`,
-    ];
-    // systemd-socket-activate keeps only TERM, PATH, USER and HOME.
-    if (process.env.DENO_DIR) env.push(`DENO_DIR=${process.env.DENO_DIR}`);
-    const running = start([
-      SOCKET_ACTIVATE,
-      "-l",
-      socketPath,
-      "--fdname=web",
-      ...env.flatMap((assignment) => ["-E", assignment]),
-      ...example.argv(config, [
+    const running = await activate(
+      example.argv(config, [
         "--allow-env",
         "--allow-ffi",
         `--allow-read=${config}`,
       ]),
-    ], example.cwd);
+      {
+        listen: [socketPath],
+        names: ["web"],
+        env: {
+          NOTIFY_SOCKET: receiver.address,
+          WATCHDOG_USEC: String(WATCHDOG_USEC),
+        },
+        cwd: example.cwd,
+      },
+    ).catch(async (error) => {
+      await receiver.close();
+      throw error;
+    });
     try {
-      await running.line(/^Listening on .* as 3\.$/m);
       const served = await within(get({ socketPath }, "/hello"), "the answer");
       assert.deepEqual(
         { ...served, pid: 0 },
@@ -316,7 +275,7 @@ test("the example service serves on the socket systemd-socket-activate passes, n
       );
       const ping = await within(receiver.next(), "a watchdog ping");
       assert.equal(ping.text, "WATCHDOG=1");
-      running.terminate();
+      terminate(running);
       assert.equal(await nextState(receiver, served.pid), "STOPPING=1");
       assert.equal(
         await nextState(receiver, served.pid),
@@ -325,10 +284,10 @@ test("the example service serves on the socket systemd-socket-activate passes, n
       assert.equal(
         await within(running.exited, "the exit"),
         0,
-        running.output(),
+        running.stdout() + running.stderr(),
       );
     } finally {
-      await reap(running);
+      await stop(running);
       await receiver.close();
     }
   });
@@ -362,14 +321,14 @@ test("the example service binds the TCP endpoint of its config when run by hand"
           path: "/",
         },
       );
-      running.terminate();
+      terminate(running);
       assert.equal(
         await within(running.exited, "the exit"),
         0,
         running.output(),
       );
     } finally {
-      await reap(running);
+      await stop(running);
     }
   });
 });
@@ -399,7 +358,7 @@ test("the example service binds the unix socket of its config with its mode when
       const served = await within(get({ socketPath }, "/"), "the answer");
       assert.equal(served.mode, "by hand");
       assert.equal(served.endpoint, `unix://${socketPath}`);
-      running.terminate();
+      terminate(running);
       assert.equal(
         await within(running.exited, "the exit"),
         0,
@@ -408,7 +367,7 @@ test("the example service binds the unix socket of its config with its mode when
       // The socket it bound goes with it.
       await assert.rejects(stat(socketPath), { code: "ENOENT" });
     } finally {
-      await reap(running);
+      await stop(running);
     }
   });
 });

@@ -21,17 +21,20 @@
 // link to its real path). The copy matters: Node would resolve imports of a
 // symlinked script from the script's real folder, examples/.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { request } from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import process from "node:process";
+import {
+  activate,
+  freePort,
+  httpGet,
+  start,
+  stop,
+  type Target,
+  terminate,
+  within,
+} from "../tests/_activator.ts";
 import { type Receiver, startReceiver } from "../tests/_receiver.ts";
 import { exists, ROOT } from "./_build_util.ts";
 
-const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
-// Each step takes well under a second; this turns a hang into a message.
-const DEADLINE_MS = 15_000;
 // A short watchdog interval, so that a ping (every half interval) shows.
 const WATCHDOG_USEC = 200_000;
 
@@ -39,40 +42,6 @@ const WATCHDOG_USEC = 200_000;
 class DemoError extends Error {
   override name = "DemoError";
 }
-
-/** Rejects with a message naming `what` if `promise` takes too long. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DemoError(`Timed out waiting for ${what}`)),
-      DEADLINE_MS,
-    );
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A TCP port free right now: bind port 0, read it, close. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address !== "object") {
-    throw new DemoError("Cannot find a free TCP port");
-  }
-  return address.port;
-}
-
-/** Where to send the request. */
-type Target = { socketPath: string } | { port: number };
 
 /** What the example services answer. */
 interface Served {
@@ -86,93 +55,12 @@ interface Served {
 }
 
 /** GET `path` on `target` over a fresh connection: the parsed answer. */
-function get(target: Target, path: string): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(
-      {
-        ...("port" in target
-          ? { host: "127.0.0.1", port: target.port }
-          : { socketPath: target.socketPath }),
-        path,
-        agent: false,
-      },
-      (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => body += chunk);
-        response.on("end", () => {
-          if (response.statusCode === 200) resolve(JSON.parse(body));
-          else reject(new DemoError(`HTTP ${response.statusCode}: ${body}`));
-        });
-        response.on("error", reject);
-      },
-    );
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
-}
-
-/** A started program, with its output kept for when something fails. */
-interface Running {
-  readonly child: ChildProcess;
-  /** stdout and stderr so far. */
-  log(): string;
-  /** Resolves once the output has a line matching `pattern`. */
-  line(pattern: RegExp): Promise<void>;
-  /** The exit code, or the signal that ended it. */
-  readonly exited: Promise<number | string>;
-}
-
-/**
- * Sends SIGTERM. Not with `child.kill()`: on Deno 2.9, node:child_process
- * then reports the exit as killed by that signal even when the program
- * caught it and exited with 0.
- */
-function sigterm(running: Running): void {
-  if (running.child.pid !== undefined) {
-    process.kill(running.child.pid, "SIGTERM");
+async function get(target: Target, path: string): Promise<Served> {
+  const answer = await httpGet(target, path);
+  if (answer.status !== 200) {
+    throw new DemoError(`HTTP ${answer.status}: ${answer.body}`);
   }
-}
-
-function start(argv: readonly string[], cwd: string): Running {
-  const child = spawn(argv[0]!, argv.slice(1), {
-    cwd,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...Deno.env.toObject(), NO_COLOR: "1" },
-  });
-  let log = "";
-  const waiters: { pattern: RegExp; resolve(): void }[] = [];
-  function collect(chunk: string): void {
-    log += chunk;
-    for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(log)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    }
-  }
-  child.stdout!.setEncoding("utf8").on("data", collect);
-  child.stderr!.setEncoding("utf8").on("data", collect);
-  const exited = new Promise<number | string>((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
-  );
-  return {
-    child,
-    log: () => log,
-    line(pattern) {
-      const seen = new Promise<void>((resolve) => {
-        if (pattern.test(log)) resolve();
-        else waiters.push({ pattern, resolve });
-      });
-      return Promise.race([
-        seen,
-        exited.then((status) => {
-          throw new DemoError(`${argv[0]} exited (${status}) early`);
-        }),
-      ]);
-    },
-    exited,
-  };
+  return JSON.parse(answer.body);
 }
 
 /** Reads datagrams until one says `state`, skipping the watchdog pings. */
@@ -229,7 +117,10 @@ function check(served: Served, expected: Partial<Served>, what: string): void {
 }
 
 /** Waits for the graceful exit that SIGTERM starts. */
-async function exitedCleanly(running: Running, what: string): Promise<void> {
+async function exitedCleanly(
+  running: { exited: Promise<number | string> },
+  what: string,
+): Promise<void> {
   const status = await within(running.exited, `${what} to exit`);
   if (status !== 0) {
     throw new DemoError(`${what} exited with ${status} after SIGTERM`);
@@ -248,26 +139,21 @@ async function activated(
   const what = `${example.runtime} (activated)`;
   const socketPath = join(dir, `${example.runtime}.sock`);
   const receiver = await startReceiver({ closeFds: true });
-  // systemd-socket-activate passes on only TERM, PATH, USER and HOME.
-  const env = [
-    `NO_COLOR=1`,
-    `NOTIFY_SOCKET=${receiver.address}`,
-    `WATCHDOG_USEC=${WATCHDOG_USEC}`,
-  ];
-  const denoDir = Deno.env.get("DENO_DIR");
-  if (denoDir !== undefined) env.push(`DENO_DIR=${denoDir}`);
-  const running = start([
-    SOCKET_ACTIVATE,
-    "-l",
-    socketPath,
-    "--fdname=web",
-    ...env.flatMap((assignment) => ["-E", assignment]),
-    ...example.command(config, false),
-  ], example.cwd);
+  // Resolves once the socket is open; the service starts on the first
+  // connection.
+  const running = await activate(example.command(config, false), {
+    listen: [socketPath],
+    names: ["web"],
+    env: {
+      NOTIFY_SOCKET: receiver.address,
+      WATCHDOG_USEC: String(WATCHDOG_USEC),
+    },
+    cwd: example.cwd,
+  }).catch(async (error) => {
+    await receiver.close();
+    throw error;
+  });
   try {
-    // Printed once the socket is open; the service starts on the first
-    // connection.
-    await within(running.line(/^Listening on .* as 3\.$/m), `${what} socket`);
     const served = await within(get({ socketPath }, "/"), `${what} answer`);
     check(served, {
       runtime: example.runtime,
@@ -292,7 +178,7 @@ async function activated(
       throw new DemoError(`Expected WATCHDOG=1, got ${ping.text}`);
     }
     received.push(`WATCHDOG=1 (every ${WATCHDOG_USEC / 2000} ms)`);
-    sigterm(running);
+    terminate(running);
     for (
       const state of ["STOPPING=1", "STATUS=Finishing the requests in progress"]
     ) {
@@ -305,11 +191,14 @@ async function activated(
       `  sd_notify: ${received.join(" | ")}; exit 0 on SIGTERM`,
     );
   } catch (error) {
-    console.error(`--- ${what} log ---\n${running.log().trimEnd()}\n---`);
+    console.error(
+      `--- ${what} log ---\n${
+        (running.stdout() + running.stderr()).trimEnd()
+      }\n---`,
+    );
     throw error;
   } finally {
-    running.child.kill("SIGKILL");
-    await running.exited;
+    await stop(running);
     await receiver.close();
   }
 }
@@ -323,7 +212,7 @@ async function byHand(
   const what = `${example.runtime} (by hand)`;
   const running = start(example.command(config, true), example.cwd);
   try {
-    await within(running.line(/^Serving on /m), `${what} to listen`);
+    await running.line(/^Serving on /m);
     const served = await within(get({ port }, "/"), `${what} answer`);
     check(served, {
       runtime: example.runtime,
@@ -332,14 +221,13 @@ async function byHand(
       endpoint: `http://127.0.0.1:${port}`,
     }, what);
     show(served, "bound from its app.toml");
-    sigterm(running);
+    terminate(running);
     await exitedCleanly(running, what);
   } catch (error) {
-    console.error(`--- ${what} log ---\n${running.log().trimEnd()}\n---`);
+    console.error(`--- ${what} log ---\n${running.output().trimEnd()}\n---`);
     throw error;
   } finally {
-    running.child.kill("SIGKILL");
-    await running.exited;
+    await stop(running);
   }
 }
 

@@ -1,9 +1,11 @@
 // Starts a fixture under the real systemd-socket-activate, as a user would
-// run a socket-activated service without systemd, and the small helpers the
-// tests that do so share: a deadline guard and a free TCP port.
+// run a socket-activated service without systemd, or a program by hand, and
+// the small helpers the tests (and scripts/demo.ts) that do so share: a
+// deadline guard, a free TCP port, SIGTERM and an HTTP GET.
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { type IncomingHttpHeaders, request } from "node:http";
 import { createServer } from "node:net";
 import process from "node:process";
 import { lineReader } from "./_launch.ts";
@@ -155,4 +157,119 @@ export async function stop(
     running.child.kill(signal);
   }
   await running.exited;
+}
+
+/** A program started by hand, its output kept for failure messages. */
+export interface Running {
+  readonly child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Resolves once the output has a line matching `pattern`. */
+  line(pattern: RegExp): Promise<void>;
+  /** The exit code, or the signal that ended it. */
+  readonly exited: Promise<number | string>;
+}
+
+/** Starts `argv` in `cwd` with this environment and NO_COLOR=1. */
+export function start(argv: readonly string[], cwd: string): Running {
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let output = "";
+  const waiters: { pattern: RegExp; resolve(): void }[] = [];
+  function collect(chunk: string): void {
+    output += chunk;
+    for (const waiter of [...waiters]) {
+      if (waiter.pattern.test(output)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  }
+  child.stdout!.setEncoding("utf8").on("data", collect);
+  child.stderr!.setEncoding("utf8").on("data", collect);
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
+  );
+  return {
+    child,
+    output: () => output,
+    line(pattern) {
+      const seen = new Promise<void>((resolve) => {
+        if (pattern.test(output)) resolve();
+        else waiters.push({ pattern, resolve });
+      });
+      return within(
+        Promise.race([
+          seen,
+          exited.then((status) => {
+            throw new Error(`${argv[0]} exited (${status}) early:\n${output}`);
+          }),
+        ]),
+        `${pattern} from ${argv[0]}:\n${output}`,
+      );
+    },
+    exited,
+  };
+}
+
+/**
+ * SIGTERM through process.kill() if the process still runs: after
+ * child.kill(), Deno 2.9's node:child_process reports the exit as killed by
+ * the signal even when the program caught it and exited with 0.
+ */
+export function terminate(running: { readonly child: ChildProcess }): void {
+  const { child } = running;
+  if (child.exitCode === null && child.signalCode === null) {
+    process.kill(child.pid!, "SIGTERM");
+  }
+}
+
+/** Where to send a request: a TCP port on 127.0.0.1, or a unix socket. */
+export type Target = { port: number } | { socketPath: string };
+
+/** An HTTP answer, read to the end. */
+export interface Answer {
+  status: number | undefined;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** GET `path` on `target` over a fresh connection (no agent). */
+export function httpGet(
+  target: Target,
+  path: string,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      {
+        ...("port" in target
+          ? { host: "127.0.0.1", port: target.port }
+          : { socketPath: target.socketPath }),
+        path,
+        agent: false,
+        headers,
+      },
+      (response) => {
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => body += chunk);
+        response.on(
+          "end",
+          () =>
+            resolve({
+              status: response.statusCode,
+              headers: response.headers,
+              body,
+            }),
+        );
+        response.on("error", reject);
+      },
+    );
+    outgoing.on("error", reject);
+    outgoing.end();
+  });
 }

@@ -4,7 +4,6 @@
 
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +13,9 @@ import {
   activate,
   type Activated,
   freePort,
+  httpGet,
   stop,
+  type Target,
   within,
 } from "./_activator.ts";
 import { isCloexec } from "./_fd.ts";
@@ -24,9 +25,6 @@ import { fixtureCommand, runtime } from "./_runtime.ts";
 // What the fixture needs on Deno, and nothing more: no --allow-net, because
 // node:http serving on an inherited fd needs none (SPEC section 5).
 const DENO_FLAGS = ["--allow-env", "--allow-ffi"];
-
-/** A socket for systemd-socket-activate to open, and how to reach it. */
-type Target = { port: number } | { socketPath: string };
 
 /** What the fixture answers to every request. */
 interface Served {
@@ -75,35 +73,10 @@ async function nextEvent(
 }
 
 /** GET `path` on `target` over a fresh connection; the parsed JSON answer. */
-function get(target: Target, path: string): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(
-      {
-        ...("port" in target
-          ? { host: "127.0.0.1", port: target.port }
-          : { socketPath: target.socketPath }),
-        path,
-        agent: false,
-        headers: { connection: "close" },
-      },
-      (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => body += chunk);
-        response.on("end", () => {
-          try {
-            assert.equal(response.statusCode, 200, body);
-            resolve(JSON.parse(body));
-          } catch (error) {
-            reject(error);
-          }
-        });
-        response.on("error", reject);
-      },
-    );
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
+async function get(target: Target, path: string): Promise<Served> {
+  const answer = await httpGet(target, path, { connection: "close" });
+  assert.equal(answer.status, 200, answer.body);
+  return JSON.parse(answer.body);
 }
 
 /** Runs `body` with a fresh temporary folder, removed afterwards. */

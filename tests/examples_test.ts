@@ -6,7 +6,6 @@
 // importing "socket-activation" by name as a user's program does.
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import {
   copyFile,
   mkdir,
@@ -17,13 +16,21 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { activate, freePort, stop, within } from "./_activator.ts";
+import {
+  activate,
+  freePort,
+  httpGet,
+  start,
+  stop,
+  type Target,
+  terminate,
+  within,
+} from "./_activator.ts";
 import { type Receiver, startReceiver } from "./_receiver.ts";
 import { runtime } from "./_runtime.ts";
 
@@ -46,108 +53,12 @@ interface Served {
   path: string;
 }
 
-/** GET `path` over a fresh connection; the parsed JSON answer. */
-function get(
-  target: { port: number } | { socketPath: string },
-  path: string,
-): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(
-      {
-        ...("port" in target
-          ? { host: "127.0.0.1", port: target.port }
-          : { socketPath: target.socketPath }),
-        path,
-        agent: false,
-      },
-      (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => body += chunk);
-        response.on("end", () => {
-          try {
-            assert.equal(response.statusCode, 200, body);
-            assert.match(
-              String(response.headers["content-type"]),
-              /^application\/json/,
-            );
-            resolve(JSON.parse(body));
-          } catch (error) {
-            reject(error);
-          }
-        });
-        response.on("error", reject);
-      },
-    );
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
-}
-
-/** A running example, its output kept for failure messages. */
-interface Running {
-  readonly child: ChildProcess;
-  output(): string;
-  /** Resolves once the output has a line matching `pattern`. */
-  line(pattern: RegExp): Promise<void>;
-  /** The exit code, or the signal that ended it. */
-  readonly exited: Promise<number | string>;
-}
-
-/**
- * SIGTERM through process.kill(): after child.kill(), Deno 2.9's
- * node:child_process reports the exit as killed by the signal even when
- * the program caught it and exited with 0.
- */
-function terminate(running: { readonly child: ChildProcess }): void {
-  const { child } = running;
-  if (child.exitCode === null && child.signalCode === null) {
-    process.kill(child.pid!, "SIGTERM");
-  }
-}
-
-function start(argv: readonly string[], cwd: string): Running {
-  const child = spawn(argv[0]!, argv.slice(1), {
-    cwd,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  let output = "";
-  const waiters: { pattern: RegExp; resolve(): void }[] = [];
-  function collect(chunk: string): void {
-    output += chunk;
-    for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(output)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    }
-  }
-  child.stdout!.setEncoding("utf8").on("data", collect);
-  child.stderr!.setEncoding("utf8").on("data", collect);
-  const exited = new Promise<number | string>((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
-  );
-  return {
-    child,
-    output: () => output,
-    line(pattern) {
-      const seen = new Promise<void>((resolve) => {
-        if (pattern.test(output)) resolve();
-        else waiters.push({ pattern, resolve });
-      });
-      return within(
-        Promise.race([
-          seen,
-          exited.then((status) => {
-            throw new Error(`${argv[0]} exited (${status}) early:\n${output}`);
-          }),
-        ]),
-        `${pattern} from ${argv[0]}:\n${output}`,
-      );
-    },
-    exited,
-  };
+/** GET `path` on `target`: the parsed JSON answer. */
+async function get(target: Target, path: string): Promise<Served> {
+  const answer = await httpGet(target, path);
+  assert.equal(answer.status, 200, answer.body);
+  assert.match(String(answer.headers["content-type"]), /^application\/json/);
+  return JSON.parse(answer.body);
 }
 
 /** How this runtime runs its example, with a config and Deno's flags. */

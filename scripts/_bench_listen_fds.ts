@@ -3,11 +3,11 @@
 // sockets): `deno bench` on scripts/bench_listen_fds_deno.ts, and Node on
 // scripts/bench_listen_fds_node.ts compiled against the built package.
 
-import ts from "npm:typescript@5.9.3";
 import { fileURLToPath } from "node:url";
 import { launch } from "../tests/_launch.ts";
 import type { NodeBenchResult } from "./bench_listen_fds_node.ts";
 import { MAX } from "./_bench_setup.ts";
+import { compileNodeHarness, lastJsonLine } from "./_bench_node.ts";
 
 export type { NodeBenchResult } from "./bench_listen_fds_node.ts";
 
@@ -80,9 +80,8 @@ export async function runDenoBench(): Promise<DenoBenchReport> {
   return JSON.parse(output) as DenoBenchReport;
 }
 
-// The Node harness and what it imports (its setup, the test helpers), compiled
-// as they are (TypeScript erased, `.ts` specifiers made `.js`); `_lib` becomes
-// the built package's ESM entry point, as in the npm build's own tests.
+// The Node harness and what it imports (its setup, the test helpers), for
+// compileNodeHarness().
 const NODE_SOURCES = [
   "scripts/bench_listen_fds_node.ts",
   "scripts/_bench_setup.ts",
@@ -98,31 +97,10 @@ export async function runNodeBench(
   nodePath: string,
   dir: string,
 ): Promise<NodeBenchResult> {
-  {
-    for (const source of NODE_SOURCES) {
-      const { outputText } = ts.transpileModule(
-        await Deno.readTextFile(path(`../${source}`)),
-        {
-          fileName: source,
-          compilerOptions: {
-            module: ts.ModuleKind.ESNext,
-            target: ts.ScriptTarget.ES2022,
-            rewriteRelativeImportExtensions: true,
-          },
-        },
-      );
-      const target = `${dir}/${source.replace(/\.ts$/, ".js")}`;
-      await Deno.mkdir(target.replace(/\/[^/]*$/, ""), { recursive: true });
-      await Deno.writeTextFile(target, outputText);
-    }
-    await Deno.writeTextFile(
-      `${dir}/tests/_lib.js`,
-      `export * from "socket-activation";\n`,
-    );
-    const output = await runWithPipes([
-      nodePath,
-      `${dir}/scripts/bench_listen_fds_node.js`,
-    ]);
-    return JSON.parse(output.trim().split("\n").at(-1)!) as NodeBenchResult;
-  }
+  await compileNodeHarness(dir, NODE_SOURCES);
+  const output = await runWithPipes([
+    nodePath,
+    `${dir}/scripts/bench_listen_fds_node.js`,
+  ]);
+  return lastJsonLine<NodeBenchResult>(output);
 }

@@ -2,9 +2,9 @@
 // scripts/bench_notify_deno.ts, and Node on scripts/bench_notify_node.ts
 // compiled against the built package in the app scripts/_bench_app.ts made.
 
-import ts from "npm:typescript@5.9.3";
 import { fileURLToPath } from "node:url";
 import type { DenoBenchReport } from "./_bench_listen_fds.ts";
+import { compileNodeHarness, lastJsonLine } from "./_bench_node.ts";
 import type { NodeNotifyResult } from "./bench_notify_node.ts";
 
 export type { NodeNotifyResult } from "./bench_notify_node.ts";
@@ -45,8 +45,7 @@ export async function runDenoNotifyBench(): Promise<DenoBenchReport> {
   ) as DenoBenchReport;
 }
 
-// The Node harness and what it imports, compiled as they are (TypeScript
-// erased, `.ts` specifiers made `.js`); `_lib` becomes the built package.
+// The Node harness and what it imports, for compileNodeHarness().
 const NODE_SOURCES = [
   "scripts/bench_notify_node.ts",
   "scripts/bench_notify_receiver.ts",
@@ -65,26 +64,7 @@ export async function runNodeNotifyBench(
   nodePath: string,
   dir: string,
 ): Promise<NodeNotifyResult> {
-  for (const source of NODE_SOURCES) {
-    const { outputText } = ts.transpileModule(
-      await Deno.readTextFile(path(`../${source}`)),
-      {
-        fileName: source,
-        compilerOptions: {
-          module: ts.ModuleKind.ESNext,
-          target: ts.ScriptTarget.ES2022,
-          rewriteRelativeImportExtensions: true,
-        },
-      },
-    );
-    const target = `${dir}/${source.replace(/\.ts$/, ".js")}`;
-    await Deno.mkdir(target.replace(/\/[^/]*$/, ""), { recursive: true });
-    await Deno.writeTextFile(target, outputText);
-  }
-  await Deno.writeTextFile(
-    `${dir}/tests/_lib.js`,
-    `export * from "socket-activation";\n`,
-  );
+  await compileNodeHarness(dir, NODE_SOURCES);
   const text = await output(nodePath, [`${dir}/scripts/bench_notify_node.js`]);
-  return JSON.parse(text.trim().split("\n").at(-1)!) as NodeNotifyResult;
+  return lastJsonLine<NodeNotifyResult>(text);
 }

@@ -10,28 +10,24 @@ import { listenFds } from "../tests/_lib.ts";
 import { F_SETFD, FD_CLOEXEC } from "../tests/_native.common.ts";
 import { native } from "../tests/_native.node.ts";
 import {
+  type ArmResult,
   checkArmsAgree,
   checkPassedPipes,
   clearFlags,
   COUNTS,
-  median,
+  timeArms,
+  type TimingPlan,
   useCount,
 } from "./_bench_setup.ts";
 
-// Rounds per arm; the arms alternate within each round so that a slow
-// stretch of the shared machine hits both.
-const ROUNDS = 7;
-// Wall time each arm gets per round, to pick an iteration count.
-const ROUND_NS = 40_000_000n;
-// Warm-up time per arm, before the rounds.
-const WARM_UP_NS = 150_000_000n;
+export type { ArmResult } from "./_bench_setup.ts";
 
-/** One arm's result: the median of its rounds, and the rounds. */
-export interface ArmResult {
-  medianNs: number;
-  roundsNs: number[];
-  iterations: number;
-}
+// 7 rounds of 40 ms per arm, after 150 ms of warm-up.
+const PLAN: TimingPlan = {
+  rounds: 7,
+  roundNs: 40_000_000,
+  warmUpNs: 150_000_000n,
+};
 
 /** What this harness prints, keyed by scenario, then count, then arm. */
 export type NodeBenchResult = Record<
@@ -85,47 +81,7 @@ function measure(
     scenario === "steady"
       ? timeSteady(call, iterations)
       : timeFresh(count, call, iterations);
-  const arms = { libsystemd: theirs, listenFds: ours };
-  // Warm-up until the JIT has settled (and koffi is loaded), then size the
-  // rounds from the slower arm so both run the same iteration count.
-  let slowest = 0;
-  for (const call of Object.values(arms)) {
-    const start = process.hrtime.bigint();
-    let calls = 0;
-    while (process.hrtime.bigint() - start < WARM_UP_NS) {
-      time(call, 10);
-      calls += 10;
-    }
-    // The whole warm-up's mean: one short sample can hit a load spike.
-    slowest = Math.max(
-      slowest,
-      Number(process.hrtime.bigint() - start) / calls,
-    );
-  }
-  const iterations = Math.max(20, Math.round(Number(ROUND_NS) / slowest));
-  const rounds: Record<keyof typeof arms, number[]> = {
-    libsystemd: [],
-    listenFds: [],
-  };
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 ? ["listenFds", "libsystemd"] as const : [
-      "libsystemd",
-      "listenFds",
-    ] as const;
-    for (const arm of order) rounds[arm].push(time(arms[arm], iterations));
-  }
-  return {
-    libsystemd: {
-      medianNs: median(rounds.libsystemd),
-      roundsNs: rounds.libsystemd,
-      iterations,
-    },
-    listenFds: {
-      medianNs: median(rounds.listenFds),
-      roundsNs: rounds.listenFds,
-      iterations,
-    },
-  };
+  return timeArms({ libsystemd: theirs, listenFds: ours }, time, PLAN);
 }
 
 const result: NodeBenchResult = { steady: {}, fresh: {} };

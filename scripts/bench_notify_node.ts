@@ -9,23 +9,18 @@
 import process from "node:process";
 import { notify } from "../tests/_lib.ts";
 import { native } from "../tests/_native.node.ts";
-import { median } from "./_bench_setup.ts";
+import { type ArmResult, timeArms, type TimingPlan } from "./_bench_setup.ts";
 import { checkArmsAgree, startDrain, STATE } from "./bench_notify_receiver.ts";
 
-// Rounds per arm, alternating within each round so that a slow stretch of
-// the shared machine hits both.
-const ROUNDS = 9;
-// Wall time each arm gets per round, to pick an iteration count.
-const ROUND_NS = 60_000_000;
-// Warm-up time per arm (JIT, koffi loaded).
-const WARM_UP_NS = 200_000_000n;
+// 9 rounds of 60 ms per arm, after 200 ms of warm-up.
+const PLAN: TimingPlan = {
+  rounds: 9,
+  roundNs: 60_000_000,
+  warmUpNs: 200_000_000n,
+};
 
 /** One arm's result: the median of its rounds, and the rounds. */
-export interface NotifyArmResult {
-  medianNs: number;
-  roundsNs: number[];
-  iterations: number;
-}
+export type NotifyArmResult = ArmResult;
 
 /** What this harness prints. */
 export interface NodeNotifyResult {
@@ -62,47 +57,10 @@ async function main(): Promise<void> {
   await checkArmsAgree({ native, notify });
   const drain = await startDrain();
   process.env.NOTIFY_SOCKET = drain.address;
-  const arms = { libsystemd: theirs, notify: ours };
-  let slowest = 0;
-  for (const call of Object.values(arms)) {
-    const start = process.hrtime.bigint();
-    let calls = 0;
-    while (process.hrtime.bigint() - start < WARM_UP_NS) {
-      time(call, 10);
-      calls += 10;
-    }
-    slowest = Math.max(
-      slowest,
-      Number(process.hrtime.bigint() - start) / calls,
-    );
-  }
-  const iterations = Math.max(20, Math.round(ROUND_NS / slowest));
-  const rounds: Record<keyof typeof arms, number[]> = {
-    libsystemd: [],
-    notify: [],
-  };
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2
-      ? ["notify", "libsystemd"] as const
-      : ["libsystemd", "notify"] as const;
-    for (const arm of order) rounds[arm].push(time(arms[arm], iterations));
-  }
+  const arms = timeArms({ libsystemd: theirs, notify: ours }, time, PLAN);
   delete process.env.NOTIFY_SOCKET;
   const received = await drain.stop();
-  const result: NodeNotifyResult = {
-    libsystemd: {
-      medianNs: median(rounds.libsystemd),
-      roundsNs: rounds.libsystemd,
-      iterations,
-    },
-    notify: {
-      medianNs: median(rounds.notify),
-      roundsNs: rounds.notify,
-      iterations,
-    },
-    sent,
-    received,
-  };
+  const result: NodeNotifyResult = { ...arms, sent, received };
   console.log(JSON.stringify(result));
 }
 

@@ -60,7 +60,10 @@ os.execve(spec["argv"][0], spec["argv"], env)
 
 // The system's Python starts in a fraction of the time of a version manager's
 // shim (pyenv's costs about 0.2 s a launch); any python3 on PATH will do.
-const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+/** python3, for the Python helpers the tests start. */
+export const PYTHON = existsSync("/usr/bin/python3")
+  ? "/usr/bin/python3"
+  : "python3";
 
 /**
  * A passed fd to make: a pipe's read end, or a socket, listening unless it
@@ -109,20 +112,30 @@ export interface Launched {
   exited: Promise<number | string>;
 }
 
-/** Starts `spec.argv` with the fds and variables asked for. */
-export async function launch(spec: LaunchSpec): Promise<Launched> {
+/** A Python helper started by startPython(), its output read as it comes. */
+export interface PythonProcess {
+  child: ChildProcess;
+  /** Its stdout, line by line. */
+  lines: { next(): Promise<string> };
+  /** Everything it printed on stderr so far. */
+  stderr(): string;
+  /** Waits for the exit: the code, or the signal name. */
+  exited: Promise<number | string>;
+}
+
+/**
+ * Runs `script` with python3, its one argument `spec` as JSON, in this
+ * environment; stdin is `"ignore"` unless the caller writes to it.
+ */
+export function startPython(
+  script: string,
+  spec: unknown,
+  stdin: "ignore" | "pipe" = "ignore",
+): PythonProcess {
   const child = spawn(
     PYTHON,
-    [
-      "-c",
-      LAUNCHER,
-      JSON.stringify({
-        argv: spec.argv,
-        fds: spec.fds ?? [],
-        env: spec.env ?? {},
-      }),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: process.env },
+    ["-c", script, JSON.stringify(spec)],
+    { stdio: [stdin, "pipe", "pipe"], env: process.env },
   );
   let stderr = "";
   child.stderr!.setEncoding("utf8").on(
@@ -132,9 +145,18 @@ export async function launch(spec: LaunchSpec): Promise<Launched> {
   const exited = new Promise<number | string>((resolve) =>
     child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"))
   );
-  const lines = lineReader(child);
+  return { child, lines: lineReader(child), stderr: () => stderr, exited };
+}
+
+/** Starts `spec.argv` with the fds and variables asked for. */
+export async function launch(spec: LaunchSpec): Promise<Launched> {
+  const { child, lines, stderr, exited } = startPython(LAUNCHER, {
+    argv: spec.argv,
+    fds: spec.fds ?? [],
+    env: spec.env ?? {},
+  });
   const header = await lines.next().catch((error: Error) => {
-    throw new Error(`${error.message}\n${stderr}`);
+    throw new Error(`${error.message}\n${stderr()}`);
   });
   const { pid, fds } = JSON.parse(header) as { pid: number; fds: LaunchedFd[] };
   return {
@@ -142,7 +164,7 @@ export async function launch(spec: LaunchSpec): Promise<Launched> {
     fds,
     child,
     nextLine: () => lines.next(),
-    stderr: () => stderr,
+    stderr,
     exited,
   };
 }

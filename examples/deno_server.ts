@@ -30,9 +30,10 @@ if (web === undefined) {
 }
 
 const shutdown = new AbortController();
-// The socket named "web" when systemd passed one, else web's URI, bound here.
+// The socket named "web" when systemd passed one, else web's URI, bound here;
+// then LISTEN_* leave the environment, so that no child takes them for its own.
 const server = await serve(
-  { name: "web", ...web, signal: shutdown.signal },
+  { name: "web", ...web, signal: shutdown.signal, unsetEnv: true },
   (request) =>
     Response.json({
       runtime: "deno",

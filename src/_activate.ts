@@ -28,6 +28,11 @@ function readListenEnv(): ListenEnv {
   return env;
 }
 
+/** Removes the four LISTEN_* variables from the environment. */
+export function unsetListenEnv(): void {
+  VARIABLES.forEach(unsetEnvVariable);
+}
+
 // This process's pidfd id does not change: read it once, and only when a
 // LISTEN_PIDFDID asks for it.
 const ownPidfdId = once(() => readPidfdId(sys.libc(), process.pid));
@@ -61,7 +66,7 @@ export function activate(
     }
     return plan;
   } finally {
-    if (unsetEnv) VARIABLES.forEach(unsetEnvVariable);
+    if (unsetEnv) unsetListenEnv();
   }
 }
 

@@ -16,6 +16,7 @@ import {
   unlinkOnClose,
 } from "./_unix_socket.ts";
 import { sys } from "./_sys.deno.ts";
+import { unsetListenEnv } from "./_activate.ts";
 
 /** Options of {@linkcode listen}. */
 export interface ListenOptions {
@@ -38,6 +39,13 @@ export interface ListenOptions {
    * Default: `false`.
    */
   unixOnly?: boolean;
+  /**
+   * Remove `LISTEN_PID`, `LISTEN_PIDFDID`, `LISTEN_FDS` and `LISTEN_FDNAMES`
+   * once the socket is chosen, whatever the outcome (errors included), so
+   * that processes started later do not take them for their own. Default:
+   * `false`.
+   */
+  unsetEnv?: boolean;
 }
 
 /** Where a server listens, as {@linkcode listen} resolved it. */
@@ -204,9 +212,14 @@ export async function listenOn<S extends Server>(
   const mode = checkOptions(options);
   const where = `Cannot listen on ${uri}`;
 
-  const passed = requested.kind === "fd" || requested.kind === "fdname"
-    ? findPassedFd(requested, uri, "listen on")
-    : pickSystemdSocket(options.name);
+  let passed: ListenFd | undefined;
+  try {
+    passed = requested.kind === "fd" || requested.kind === "fdname"
+      ? findPassedFd(requested, uri, "listen on")
+      : pickSystemdSocket(options.name);
+  } finally {
+    if (options.unsetEnv) unsetListenEnv();
+  }
   if (passed !== undefined) {
     const info = checkListening(
       passed.fd,

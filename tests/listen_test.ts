@@ -117,6 +117,8 @@ interface Event {
   errno?: number;
   message?: string;
   name?: string;
+  /** The LISTEN_* variables the fixture still has. */
+  listenEnv?: string[];
 }
 
 interface Echo {
@@ -701,4 +703,36 @@ test("listen() takes the seed's endpoints and rejects ftp://", async () => {
     });
     assert.equal(existsSync("/run/aziot"), false);
   }
+});
+
+test("listen() with unsetEnv removes the LISTEN_* variables once the socket is chosen, errors included", async () => {
+  const kept = await launchEcho("fd://3", [{ type: "tcp" }], {
+    names: "web",
+  });
+  try {
+    assert.equal(kept.event.event, "listening", kept.event.message);
+    assert.deepEqual(kept.event.listenEnv, [
+      "LISTEN_FDNAMES",
+      "LISTEN_FDS",
+      "LISTEN_PID",
+    ]);
+  } finally {
+    await kept.stop();
+  }
+  const unset = await launchEcho("fd://web", [{ type: "tcp" }], {
+    names: "web",
+    listenOptions: { unsetEnv: true },
+  });
+  try {
+    assert.equal(unset.event.event, "listening", unset.event.message);
+    assert.deepEqual(unset.event.listenEnv, []);
+  } finally {
+    await unset.stop();
+  }
+  const failed = await launchEcho("fd://7", [{ type: "tcp" }], {
+    listenOptions: { unsetEnv: true },
+  });
+  assert.equal(failed.event.event, "error");
+  assert.equal(failed.event.code, "FD_NOT_PASSED");
+  assert.deepEqual(failed.event.listenEnv, []);
 });

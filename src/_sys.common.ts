@@ -39,8 +39,22 @@ export interface Libc {
   /** The errno left by the last call, where a call's error must be told. */
   errno(): number;
   socket(domain: number, type: number, protocol: number): number;
+  /** bind() to a sockaddr cut to its length. */
+  bind(fd: number, address: Uint8Array): number;
+  listen(fd: number, backlog: number): number;
+  setsockopt(
+    fd: number,
+    level: number,
+    name: number,
+    value: Uint8Array,
+  ): number;
   /** sendmsg() of one datagram; each runtime lays out its msghdr. */
   sendmsg(fd: number, message: Datagram, flags: number): number;
+  /**
+   * recvmsg() of one datagram into `message`'s buffers; writes back the
+   * lengths the kernel filled in and the message flags.
+   */
+  recvmsg(fd: number, message: Reception, flags: number): number;
   getuid(): number;
   geteuid(): number;
   getgid(): number;
@@ -64,6 +78,24 @@ export interface Datagram {
   readonly data: Uint8Array;
   /** Control messages (cmsghdr), or empty. */
   readonly control: Uint8Array;
+}
+
+/**
+ * Room for one received datagram: the sender's address, payload and control
+ * messages. recvmsg() sets the three numbers.
+ */
+export interface Reception {
+  /** Room for a struct sockaddr (128 bytes holds any). */
+  readonly address: Uint8Array;
+  readonly data: Uint8Array;
+  /** Room for control messages (cmsghdr), or empty. */
+  readonly control: Uint8Array;
+  /** How much of `address` the kernel filled. */
+  addressLength: number;
+  /** How much of `control` the kernel filled. */
+  controlLength: number;
+  /** msg_flags: MSG_TRUNC, MSG_CTRUNC, … */
+  flags: number;
 }
 
 /**

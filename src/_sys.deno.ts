@@ -24,7 +24,14 @@ const SYMBOLS = {
     result: "i32",
   },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
   getuid: { parameters: [], result: "u32" },
   geteuid: { parameters: [], result: "u32" },
   getgid: { parameters: [], result: "u32" },
@@ -44,6 +51,25 @@ const SYMBOLS = {
 function address(buffer: ArrayBufferView): bigint {
   if (buffer.byteLength === 0) return 0n;
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+}
+
+// struct msghdr of LP64 Linux (x86-64 and aarch64): name, namelen at 8, iov
+// at 16, iovlen at 24, control at 32, controllen at 40, flags at 48. The
+// iovec it points at is returned too: it must live as long as the call.
+function messageHeader(
+  name: Uint8Array,
+  data: Uint8Array,
+  control: Uint8Array,
+): [DataView, BigUint64Array] {
+  const iovec = new BigUint64Array([address(data), BigInt(data.length)]);
+  const header = new DataView(new ArrayBuffer(56));
+  header.setBigUint64(0, address(name), true);
+  header.setUint32(8, name.length, true);
+  header.setBigUint64(16, address(iovec), true);
+  header.setBigUint64(24, 1n, true);
+  header.setBigUint64(32, address(control), true);
+  header.setBigUint64(40, BigInt(control.length), true);
+  return [header, iovec];
 }
 
 const open = once((): Libc => {
@@ -70,17 +96,28 @@ const open = once((): Libc => {
     errno: () =>
       new Deno.UnsafePointerView(symbols.__errno_location()!).getInt32(),
     socket: symbols.socket,
+    bind: (fd, name) => symbols.bind(fd, name, name.length),
+    listen: symbols.listen,
+    setsockopt: (fd, level, name, value) =>
+      symbols.setsockopt(fd, level, name, value, value.length),
     sendmsg(fd, { address: name, data, control }, flags) {
-      // struct iovec and struct msghdr of LP64 Linux (x86-64 and aarch64).
-      const iovec = new BigUint64Array([address(data), BigInt(data.length)]);
-      const header = new DataView(new ArrayBuffer(56));
-      header.setBigUint64(0, address(name), true);
-      header.setUint32(8, name.length, true);
-      header.setBigUint64(16, address(iovec), true);
-      header.setBigUint64(24, 1n, true);
-      header.setBigUint64(32, address(control), true);
-      header.setBigUint64(40, BigInt(control.length), true);
-      return Number(symbols.sendmsg(fd, header, flags));
+      const [header, iovec] = messageHeader(name, data, control);
+      const result = Number(symbols.sendmsg(fd, header, flags));
+      void iovec; // kept reachable until the call returns
+      return result;
+    },
+    recvmsg(fd, message, flags) {
+      const [header, iovec] = messageHeader(
+        message.address,
+        message.data,
+        message.control,
+      );
+      const result = Number(symbols.recvmsg(fd, header, flags));
+      void iovec; // kept reachable until the call returns
+      message.addressLength = header.getUint32(8, true);
+      message.controlLength = Number(header.getBigUint64(40, true));
+      message.flags = header.getInt32(48, true);
+      return result;
     },
     getuid: symbols.getuid,
     geteuid: symbols.geteuid,

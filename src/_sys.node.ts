@@ -31,9 +31,37 @@ interface Koffi {
   errno(): number;
   struct(name: string, members: Record<string, unknown>): unknown;
   pointer(type: unknown): unknown;
+  inout(type: unknown): unknown;
 }
 
 let libc: Libc | undefined;
+
+/** struct msghdr's members, as koffi reads (and writes back) them. */
+interface MessageHeader {
+  msg_name: Uint8Array | null;
+  msg_namelen: number;
+  msg_iov: { iov_base: Uint8Array; iov_len: number }[];
+  msg_iovlen: number;
+  msg_control: Uint8Array | null;
+  msg_controllen: number;
+  msg_flags: number;
+}
+
+function messageHeader(
+  name: Uint8Array,
+  data: Uint8Array,
+  control: Uint8Array,
+): MessageHeader {
+  return {
+    msg_name: name.length > 0 ? name : null,
+    msg_namelen: name.length,
+    msg_iov: [{ iov_base: data, iov_len: data.length }],
+    msg_iovlen: 1,
+    msg_control: control.length > 0 ? control : null,
+    msg_controllen: control.length,
+    msg_flags: 0,
+  };
+}
 
 function open(): Libc {
   return libc ??= load();
@@ -83,7 +111,18 @@ function load(): Libc {
     koffi.pointer(msghdr),
     "int",
   ]);
+  // The kernel writes the lengths and flags back into the header.
+  const recvmsg = lib.func("recvmsg", "long", [
+    "int",
+    koffi.inout(koffi.pointer(msghdr)),
+    "int",
+  ]);
   const socket = lib.func("int socket(int domain, int type, int protocol)");
+  const bind = lib.func("int bind(int fd, void *addr, uint32_t len)");
+  const listen = lib.func("int listen(int fd, int backlog)");
+  const setsockopt = lib.func(
+    "int setsockopt(int fd, int level, int name, void *value, uint32_t len)",
+  );
   const getuid = lib.func("uint32_t getuid()");
   const geteuid = lib.func("uint32_t geteuid()");
   const getgid = lib.func("uint32_t getgid()");
@@ -98,16 +137,24 @@ function load(): Libc {
     errno: () => koffi.errno(),
     socket: (domain, type, protocol) =>
       socket(domain, type, protocol) as number,
+    bind: (fd, address) => bind(fd, address, address.length) as number,
+    listen: (fd, backlog) => listen(fd, backlog) as number,
+    setsockopt: (fd, level, name, value) =>
+      setsockopt(fd, level, name, value, value.length) as number,
     sendmsg: (fd, { address, data, control }, flags) =>
-      Number(sendmsg(fd, {
-        msg_name: address,
-        msg_namelen: address.length,
-        msg_iov: [{ iov_base: data, iov_len: data.length }],
-        msg_iovlen: 1,
-        msg_control: control.length > 0 ? control : null,
-        msg_controllen: control.length,
-        msg_flags: 0,
-      }, flags)),
+      Number(sendmsg(fd, messageHeader(address, data, control), flags)),
+    recvmsg(fd, message, flags) {
+      const header = messageHeader(
+        message.address,
+        message.data,
+        message.control,
+      );
+      const result = Number(recvmsg(fd, header, flags));
+      message.addressLength = header.msg_namelen;
+      message.controlLength = header.msg_controllen;
+      message.flags = header.msg_flags;
+      return result;
+    },
     getuid: () => getuid() as number,
     geteuid: () => geteuid() as number,
     getgid: () => getgid() as number,

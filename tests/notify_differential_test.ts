@@ -396,13 +396,16 @@ function withNotifySocket<T>(address: string, call: () => T): T {
   }
 }
 
-/** notify()'s outcome as libsystemd reports it: 1, 0 or a negative errno. */
-function ours(state: string): number {
+/**
+ * notify()'s outcome as libsystemd reports it (1, 0 or a negative errno),
+ * and the message of its error.
+ */
+function ours(state: string): [number, string | undefined] {
   try {
-    return notify(state) ? 1 : 0;
+    return [notify(state) ? 1 : 0, undefined];
   } catch (error) {
     if (error instanceof ActivationError && error.errno !== undefined) {
-      return -error.errno;
+      return [-error.errno, error.message];
     }
     throw error;
   }
@@ -445,9 +448,15 @@ test("a 1 MB STATUS= is delivered by notify() as by libsystemd's sd_notify(), an
         () => native.sdNotify(false, state),
       );
       const libsystemd = await receivedBefore(receiver);
-      const result = withNotifySocket(receiver.address, () => ours(state));
+      const [result, message] = withNotifySocket(
+        receiver.address,
+        () => ours(state),
+      );
       const library = await receivedBefore(receiver);
       assert.deepEqual([theirs, result], [expected, expected], `${size} bytes`);
+      if (expected < 0) {
+        assert.match(message!, /failed with EMSGSIZE \(message too long\)$/);
+      }
       assert.equal(libsystemd.length, expected === 1 ? 1 : 0);
       assert.equal(library.length, libsystemd.length);
       for (const [index, datagram] of library.entries()) {

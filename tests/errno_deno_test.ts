@@ -1,7 +1,10 @@
 // The errno table behind every message that names an errno: checked against
 // the system's own headers (the names and numbers) and glibc's strerror()
 // (the descriptions, read through Python's os.strerror), so that no errno a
-// system call can return is left as a bare number.
+// system call can return is left as a bare number. On Deno only: the table
+// is private (the npm build lets tests reach the package's exports only)
+// and is the same data on both runtimes; the messages that use it are
+// tested on both (notify_test.ts, notify_differential_test.ts).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

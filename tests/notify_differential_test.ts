@@ -6,7 +6,14 @@
 // (bytes, credentials, which fds), and which variables remain.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -531,5 +538,97 @@ test("onReload()'s datagrams are byte-equal to sd_notify() of the same state, wi
     service.child.stdin!.end();
     await within(service.exited, "the service's exit");
     await receiver.close();
+  }
+});
+
+const STRACE = "/usr/bin/strace";
+
+/**
+ * The system calls the thread that wrote `BEGIN label` made until
+ * `END label`, from an strace -f log, with fds, addresses and payloads
+ * left out so that two senders compare.
+ */
+function callsBetween(log: string, label: string): string[] {
+  const lines = log.split("\n");
+  const begin = lines.findIndex((line) =>
+    line.includes(`write(2, "BEGIN ${label}\\n"`)
+  );
+  assert.ok(begin >= 0, `no BEGIN ${label} in the trace`);
+  const thread = lines[begin]!.split(/\s+/)[0];
+  const calls: string[] = [];
+  for (const line of lines.slice(begin + 1)) {
+    const [tid, ...rest] = line.split(/\s+/);
+    if (tid !== thread) continue;
+    const call = rest.join(" ");
+    if (call.startsWith(`write(2, "END ${label}`)) return calls;
+    calls.push(
+      call
+        .replace(/^(\w+)\(\d+/, "$1(FD")
+        .replace(/iov_base="[^"]*"(\.\.\.)?/, "iov_base=…")
+        .replace(/sun_path="[^"]*"/, "sun_path=…")
+        .replace(/^(socket\(.*\)\s*=\s*)\d+$/, "$1FD"),
+    );
+  }
+  assert.fail(`no END ${label} in the trace`);
+}
+
+test("notify() makes the system calls sd_notify() makes, send buffer included, and sends with MSG_DONTWAIT", async (t) => {
+  if (!native.libsystemdAvailable() || !existsSync(STRACE)) {
+    t.skip("libsystemd.so.0 or strace not found");
+    return;
+  }
+  const receiver = await startReceiver();
+  const directory = mkdtempSync(join(tmpdir(), "notify-strace-"));
+  try {
+    const trace = join(directory, "trace");
+    const [program, ...args] = fixtureCommand("notify_syscalls", {
+      denoFlags: ["--allow-env", "--allow-ffi"],
+    });
+    const output = execFileSync(STRACE, [
+      "-f",
+      "-qq",
+      "-o",
+      trace,
+      "-e",
+      "trace=socket,getsockopt,setsockopt,getuid,geteuid,getgid,getegid,sendmsg,close,write",
+      program,
+      ...args,
+      "READY=1",
+    ], {
+      encoding: "utf8",
+      env: { ...process.env, NOTIFY_SOCKET: receiver.address },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    assert.deepEqual(JSON.parse(output), { theirs: 1, ours: true });
+    const log = readFileSync(trace, "utf8");
+    const libsystemd = callsBetween(log, "libsystemd");
+    const library = callsBetween(log, "ours");
+    const send = library.findIndex((call) => call.startsWith("sendmsg("));
+    assert.match(library[send]!, /MSG_DONTWAIT\|MSG_NOSIGNAL\) = 7$/);
+    assert.deepEqual(
+      library.map((call) => call.replace("MSG_DONTWAIT|", "")),
+      libsystemd,
+    );
+    assert.deepEqual(libsystemd.map((call) => call.split("(")[0]), [
+      "socket",
+      "getsockopt",
+      "setsockopt",
+      "getsockopt",
+      "setsockopt",
+      "getuid",
+      "geteuid",
+      "getgid",
+      "getegid",
+      "sendmsg",
+      "close",
+    ]);
+    const texts: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      texts.push((await within(receiver.next(), "a datagram")).text);
+    }
+    assert.deepEqual(texts, ["WARMUP=1", "WARMUP=1", "READY=1", "READY=1"]);
+  } finally {
+    await receiver.close();
+    rmSync(directory, { recursive: true, force: true });
   }
 });

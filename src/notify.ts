@@ -125,32 +125,44 @@ function notifyFailed(call: string, errno: number): ActivationError {
   );
 }
 
+// SNDBUF_SIZE as setsockopt() takes it, and room for what getsockopt()
+// returns: made once, as every notify() raises the buffer.
+const SNDBUF_VALUE = new Uint8Array(new Int32Array([SNDBUF_SIZE]).buffer);
+const optionValue = new Uint8Array(4);
+const optionView = new DataView(optionValue.buffer);
+const optionLength = new Uint32Array(1);
+
 /** SO_SNDBUF as getsockopt() reads it (twice what was set), or -1. */
 function sendBufferSize(libc: Libc, fd: number): number {
-  const value = new Uint8Array(4);
-  const length = new Uint32Array([4]);
-  if (libc.getsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, length) < 0) return -1;
-  return length[0] === 4 ? new DataView(value.buffer).getInt32(0, true) : -1;
+  optionLength[0] = 4;
+  const result = libc.getsockopt(
+    fd,
+    SOL_SOCKET,
+    SO_SNDBUF,
+    optionValue,
+    optionLength,
+  );
+  return result < 0 || optionLength[0] !== 4
+    ? -1
+    : optionView.getInt32(0, true);
 }
 
 /**
  * Raises the socket's send buffer to 8 MiB, so that a state of a few MiB
  * fits in one datagram, with the four calls libsystemd 252's
- * fd_inc_sndbuf() makes (seen with strace around sd_notify()): read
- * SO_SNDBUF; unless it is already twice the size (the kernel doubles what
- * it is given), set SO_SNDBUF, which the kernel caps at
- * net.core.wmem_max; read it again; if still short, SO_SNDBUFFORCE, which
- * ignores the cap for a process with CAP_NET_ADMIN and fails with EPERM
- * otherwise. As there, failures are ignored: the send tells whether the
- * state fits.
+ * fd_inc_sndbuf() makes (seen with strace around sd_notify(), and compared
+ * in tests/notify_differential_test.ts): read SO_SNDBUF; unless it is
+ * already twice the size (the kernel doubles what it is given), set
+ * SO_SNDBUF, which the kernel caps at net.core.wmem_max; read it again; if
+ * still short, SO_SNDBUFFORCE, which ignores the cap for a process with
+ * CAP_NET_ADMIN and fails with EPERM otherwise. As there, failures are
+ * ignored: the send tells whether the state fits.
  */
 function raiseSendBuffer(libc: Libc, fd: number): void {
-  const size = new Uint8Array(4);
-  new DataView(size.buffer).setInt32(0, SNDBUF_SIZE, true);
   if (sendBufferSize(libc, fd) >= 2 * SNDBUF_SIZE) return;
-  if (libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, size) < 0) return;
+  if (libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, SNDBUF_VALUE) < 0) return;
   if (sendBufferSize(libc, fd) >= 2 * SNDBUF_SIZE) return;
-  libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, size);
+  libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF_VALUE);
 }
 
 /**

@@ -448,7 +448,8 @@ export function ready(options: NotifyOptions = {}): boolean {
 /**
  * Tells the service manager that the service reloads its configuration
  * (`RELOADING=1`), with `MONOTONIC_USEC=` as `Type=notify-reload` requires
- * (systemd 253 and later). Send {@linkcode ready} when done.
+ * (systemd 253 and later). Send {@linkcode ready} when done, or let
+ * `onReload()` do the whole exchange on SIGHUP.
  *
  * @param options Whether to unset `NOTIFY_SOCKET`, and in whose name.
  * @returns Whether it was sent.

@@ -8,7 +8,7 @@
 // test plays the manager for sd_notify_barrier().
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { lineReader } from "./_launch.ts";
 
 const RECEIVER = String.raw`
@@ -150,6 +150,17 @@ finally:
 `;
 
 const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+
+/**
+ * How many datagrams a receiver's queue holds while it does not read: the
+ * kernel refuses one when more than net.unix.max_dgram_qlen wait (read when
+ * the socket is made, in this network namespace). notify() does not wait
+ * for room (EAGAIN), so a test sends at most this many before the receiver
+ * has read them.
+ */
+export function queueRoom(): number {
+  return Number(readFileSync("/proc/sys/net/unix/max_dgram_qlen", "utf8")) + 1;
+}
 
 /** Where the receiver binds. */
 export interface ReceiverOptions {

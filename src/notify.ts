@@ -128,8 +128,8 @@ function notifyFailed(call: string, errno: number): ActivationError {
 // SNDBUF_SIZE as setsockopt() takes it, and room for what getsockopt()
 // returns: made once, as every notify() raises the buffer.
 const SNDBUF_VALUE = new Uint8Array(new Int32Array([SNDBUF_SIZE]).buffer);
-const optionValue = new Uint8Array(4);
-const optionView = new DataView(optionValue.buffer);
+const optionInt = new Int32Array(1);
+const optionValue = new Uint8Array(optionInt.buffer);
 const optionLength = new Uint32Array(1);
 
 /** SO_SNDBUF as getsockopt() reads it (twice what was set), or -1. */
@@ -142,9 +142,7 @@ function sendBufferSize(libc: Libc, fd: number): number {
     optionValue,
     optionLength,
   );
-  return result < 0 || optionLength[0] !== 4
-    ? -1
-    : optionView.getInt32(0, true);
+  return result < 0 || optionLength[0] !== 4 ? -1 : optionInt[0]!;
 }
 
 /**

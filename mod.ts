@@ -87,5 +87,10 @@ export {
   watchdogEnabled,
   type WatchdogEnabledOptions,
 } from "./src/watchdog.ts";
+export {
+  onReload,
+  type OnReloadOptions,
+  type ReloadHandler,
+} from "./src/reload.ts";
 export { listen, type ListenOptions } from "./src/listen.ts";
 export { connect } from "./src/connect.ts";

@@ -235,13 +235,16 @@ libsystemd's \`sd_notify(0, "WATCHDOG=1")\` called through the runtime's FFI
 (\`tests/_native.*.ts\`) in the same process, to the same receiver:
 \`NOTIFY_SOCKET\` names an abstract unix datagram socket that a Python process
 (\`scripts/bench_notify_receiver.ts\`) drains on a thread of its own, so that
-the blocking sends do not wait for a full queue (\`net.unix.max_dgram_qlen\`
-is often 10). Both make the same system calls (strace): \`socket()\`,
-\`getuid()\`, \`geteuid()\`, \`getgid()\`, \`getegid()\`, \`sendmsg()\`,
-\`close()\`, and libsystemd four more to raise the socket's send buffer to
-8 MiB (\`getsockopt\`/\`setsockopt\` of \`SO_SNDBUF\`, then
-\`SO_SNDBUFFORCE\`), which the library leaves out; but the library crosses the
-FFI boundary once per system call, libsystemd once per \`sd_notify()\`. Before timing, a reporting receiver
+the sends seldom find the queue full (\`net.unix.max_dgram_qlen\` is often
+10). When the drain falls behind anyway, libsystemd's blocking send waits for
+it, and \`notify()\`, which never waits, fails with EAGAIN and is sent again
+at once, so both arms time a delivered datagram. Both make the same eleven
+system calls (strace; checked by \`tests/notify_differential_test.ts\`):
+\`socket()\`, four to raise the socket's send buffer to 8 MiB
+(\`getsockopt\`/\`setsockopt\` of \`SO_SNDBUF\`, then
+\`SO_SNDBUFFORCE\`), \`getuid()\`, \`geteuid()\`, \`getgid()\`,
+\`getegid()\`, \`sendmsg()\`, \`close()\`; but the library crosses the FFI
+boundary once per system call, libsystemd once per \`sd_notify()\`. Before timing, a reporting receiver
 (\`tests/_receiver.ts\`) checks that both arms deliver the same bytes and
 credentials.
 

@@ -1,11 +1,16 @@
 // The service side of sd_notify(3): one datagram to the socket named by
 // NOTIFY_SOCKET, sent through the FFI layer (Node has no unix datagram
 // sockets, Deno cannot pass fds), as libsystemd 252's
-// sd_pid_notify_with_fds() does it.
+// sd_pid_notify_with_fds() does it, with one difference: the send never
+// waits. libsystemd blocks while the manager's queue is full, which costs a
+// C service one thread; in JavaScript it would freeze the event loop, and
+// with it every server, timer and the watchdog pinger. So the datagram goes
+// with MSG_DONTWAIT, and a full queue is NOTIFY_FAILED with EAGAIN.
 
 import process from "node:process";
 import { describeErrno, EINVAL } from "./_errno.ts";
 import { readEnv, unsetEnv } from "./_env.ts";
+import type { Libc } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
 
@@ -30,12 +35,18 @@ const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_DONTWAIT = 0x40;
 const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_SNDBUFFORCE = 32;
+// libsystemd's SNDBUF_SIZE: room for a state of several MiB.
+const SNDBUF_SIZE = 8 * 1024 * 1024;
 const SCM_RIGHTS = 1;
 const SCM_CREDENTIALS = 2;
 // The kernel refuses more fds in one message (include/net/scm.h).
 const SCM_MAX_FD = 253;
 const E2BIG = 7;
+const EAGAIN = 11;
 const ENAMETOOLONG = 36;
 // struct sockaddr_un's sun_path.
 const SUN_PATH_SIZE = 108;
@@ -102,13 +113,54 @@ function controlMessages(
 }
 
 function notifyFailed(call: string, errno: number): ActivationError {
+  // A full queue: the manager is not reading (stuck, or flooded by other
+  // services); sending again later may work.
+  const why = errno === EAGAIN ? ", its queue is full (it is not reading)" : "";
   return new ActivationError(
     "NOTIFY_FAILED",
     `Cannot notify the service manager: ${call} failed with ${
       describeErrno(errno)
-    }`,
+    }${why}`,
     { errno },
   );
+}
+
+// SNDBUF_SIZE as setsockopt() takes it, and room for what getsockopt()
+// returns: made once, as every notify() raises the buffer.
+const SNDBUF_VALUE = new Uint8Array(new Int32Array([SNDBUF_SIZE]).buffer);
+const optionInt = new Int32Array(1);
+const optionValue = new Uint8Array(optionInt.buffer);
+const optionLength = new Uint32Array(1);
+
+/** SO_SNDBUF as getsockopt() reads it (twice what was set), or -1. */
+function sendBufferSize(libc: Libc, fd: number): number {
+  optionLength[0] = 4;
+  const result = libc.getsockopt(
+    fd,
+    SOL_SOCKET,
+    SO_SNDBUF,
+    optionValue,
+    optionLength,
+  );
+  return result < 0 || optionLength[0] !== 4 ? -1 : optionInt[0]!;
+}
+
+/**
+ * Raises the socket's send buffer to 8 MiB, so that a state of a few MiB
+ * fits in one datagram, with the four calls libsystemd 252's
+ * fd_inc_sndbuf() makes (seen with strace around sd_notify(), and compared
+ * in tests/notify_differential_test.ts): read SO_SNDBUF; unless it is
+ * already twice the size (the kernel doubles what it is given), set
+ * SO_SNDBUF, which the kernel caps at net.core.wmem_max; read it again; if
+ * still short, SO_SNDBUFFORCE, which ignores the cap for a process with
+ * CAP_NET_ADMIN and fails with EPERM otherwise. As there, failures are
+ * ignored: the send tells whether the state fits.
+ */
+function raiseSendBuffer(libc: Libc, fd: number): void {
+  if (sendBufferSize(libc, fd) >= 2 * SNDBUF_SIZE) return;
+  if (libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, SNDBUF_VALUE) < 0) return;
+  if (sendBufferSize(libc, fd) >= 2 * SNDBUF_SIZE) return;
+  libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF_VALUE);
 }
 
 /**
@@ -148,6 +200,7 @@ function send(
     const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw notifyFailed("socket()", libc.errno());
     try {
+      raiseSendBuffer(libc, fd);
       const pid = options.pid ?? 0;
       // Credentials go along only when they say something the kernel would
       // not: another pid, or real ids that differ from the effective ones.
@@ -165,14 +218,14 @@ function send(
         address,
         data,
         control: controlMessages(fds, credentials),
-      }, MSG_NOSIGNAL);
+      }, MSG_NOSIGNAL | MSG_DONTWAIT);
       // Without the privilege to speak for another pid, send as ourselves.
       if (result < 0 && sendCredentials) {
         result = libc.sendmsg(fd, {
           address,
           data,
           control: controlMessages(fds, undefined),
-        }, MSG_NOSIGNAL);
+        }, MSG_NOSIGNAL | MSG_DONTWAIT);
       }
       if (result < 0) throw notifyFailed("sendmsg()", libc.errno());
       return true;
@@ -188,6 +241,14 @@ function send(
  * Tells the service manager about the service's state: `sd_notify()`. The
  * state is one or more `KEY=VALUE` lines (`READY=1`, `STATUS=…`; see
  * sd_notify(3)), sent as one datagram to the socket in `NOTIFY_SOCKET`.
+ * As libsystemd does, the send buffer is raised to 8 MiB first, so a state
+ * of a few MiB fits.
+ *
+ * It never waits: where libsystemd blocks until the manager reads (which
+ * would freeze the event loop, timers and servers included), a full queue
+ * (the manager is stuck or flooded) fails at once with `NOTIFY_FAILED` and
+ * errno EAGAIN, and nothing is sent. Try again later if the state matters
+ * (`READY=1`); {@linkcode startWatchdog} skips the ping and goes on.
  *
  * Needs `--allow-env` and `--allow-ffi` on Deno (no `--unstable-net`); on
  * Node it loads koffi when `NOTIFY_SOCKET` is set.
@@ -199,7 +260,9 @@ function send(
  * @throws {ActivationError} `INVALID_NOTIFY_SOCKET` for a `NOTIFY_SOCKET`
  * that is not an absolute path or `@abstract` name (EINVAL, or ENAMETOOLONG
  * for a path too long for a socket address, as libsystemd says),
- * `NOTIFY_FAILED` with the errno when the datagram cannot be sent.
+ * `NOTIFY_FAILED` with the errno when the datagram cannot be sent: EAGAIN
+ * for a full queue, EMSGSIZE for a state larger than the send buffer,
+ * ENOENT or ECONNREFUSED where nothing listens.
  *
  * @tags allow-env, allow-ffi
  *
@@ -208,6 +271,21 @@ function send(
  * import { notify } from "@socket-activation/socket-activation";
  *
  * notify("READY=1\nSTATUS=Serving on fd 3");
+ * ```
+ *
+ * @example Retrying READY=1 while the manager's queue is full
+ * ```ts ignore
+ * import { ActivationError, ready } from "@socket-activation/socket-activation";
+ *
+ * function tellReady(): void {
+ *   try {
+ *     ready();
+ *   } catch (error) {
+ *     if (!(error instanceof ActivationError) || error.errno !== 11) throw error;
+ *     setTimeout(tellReady, 100); // EAGAIN: the manager is not reading yet
+ *   }
+ * }
+ * tellReady();
  * ```
  */
 export function notify(state: string, options: NotifyOptions = {}): boolean {
@@ -368,7 +446,8 @@ export function ready(options: NotifyOptions = {}): boolean {
 /**
  * Tells the service manager that the service reloads its configuration
  * (`RELOADING=1`), with `MONOTONIC_USEC=` as `Type=notify-reload` requires
- * (systemd 253 and later). Send {@linkcode ready} when done.
+ * (systemd 253 and later). Send {@linkcode ready} when done, or let
+ * `onReload()` do the whole exchange on SIGHUP.
  *
  * @param options Whether to unset `NOTIFY_SOCKET`, and in whose name.
  * @returns Whether it was sent.
@@ -386,7 +465,16 @@ export function ready(options: NotifyOptions = {}): boolean {
  * ```
  */
 export function reloading(options: NotifyOptions = {}): boolean {
-  return notify(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`, options);
+  return notify(reloadingState(), options);
+}
+
+/**
+ * @internal The state that starts a reload, with the clock read now:
+ * `RELOADING=1` and `MONOTONIC_USEC=`, which `Type=notify-reload` requires
+ * (sd_notify(3)).
+ */
+export function reloadingState(): string {
+  return `RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`;
 }
 
 // CLOCK_MONOTONIC in microseconds, as systemd compares MONOTONIC_USEC with

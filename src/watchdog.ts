@@ -102,7 +102,10 @@ export function watchdogEnabled(
 /** Options of {@linkcode startWatchdog}. */
 export interface StartWatchdogOptions extends WatchdogEnabledOptions {
   /**
-   * Called when a ping cannot be sent; the pinger stops then. Default:
+   * Called with the error of each ping that cannot be sent. The ping is
+   * skipped and the pinger goes on at the same interval, so it resumes by
+   * itself once the manager reads again (a full queue is `NOTIFY_FAILED`
+   * with errno EAGAIN); call `stop()` here to give up instead. Default:
    * print the error on standard error.
    */
   onError?: (error: unknown) => void;
@@ -124,6 +127,11 @@ export interface Watchdog {
  * keeps the process alive by itself, and a process that stops doing its
  * work while the event loop runs on is still pinged, so also ping from
  * your work loop where a stuck loop must be caught.
+ *
+ * A ping never waits and never throws into the event loop: one that cannot
+ * be sent (the manager's queue is full, or `NOTIFY_SOCKET` is gone) is
+ * skipped and reported to `options.onError`, and the next one goes out on
+ * time.
  *
  * @param options Whether to unset the watchdog variables, and what to do
  * when a ping fails.
@@ -153,7 +161,7 @@ export function startWatchdog(
     try {
       notify("WATCHDOG=1");
     } catch (error) {
-      clearInterval(timer);
+      // A skipped ping: the manager may read again before the next one.
       onError(error);
     }
   }, Math.min(pingEveryMs, 2 ** 31 - 1));

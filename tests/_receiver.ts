@@ -8,7 +8,7 @@
 // test plays the manager for sd_notify_barrier().
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { lineReader } from "./_launch.ts";
 
 const RECEIVER = String.raw`
@@ -67,7 +67,7 @@ def describe_fd(fd):
 def receive():
     global received
     space = socket.CMSG_SPACE(4 * 253) + socket.CMSG_SPACE(12)
-    data, ancillary, flags, _ = sock.recvmsg(65536, space)
+    data, ancillary, flags, _ = sock.recvmsg(spec["maxBytes"], space)
     received += 1
     message = {
         "type": "datagram",
@@ -98,6 +98,7 @@ def pending():
     return bool(select.select([sock], [], [], 0)[0])
 
 def command(line):
+    global paused
     request = json.loads(line)
     reply = {"type": "reply", "id": request["id"]}
     if request["cmd"] == "close":
@@ -115,15 +116,20 @@ def command(line):
     elif request["cmd"] == "quiet":
         readable = select.select([sock], [], [], request["ms"] / 1000)[0]
         reply["quiet"] = not readable
+    elif request["cmd"] == "resume":
+        paused = False
     reply["held"] = sorted(held)
     reply["received"] = received
     emit(reply)
 
 emit({"type": "ready", "address": address, "path": directory and bind_to, "pid": os.getpid()})
 buffered = b""
+paused = spec["paused"]
 try:
     while True:
-        readable, _, _ = select.select([sock, sys.stdin.fileno()], [], [])
+        # A paused receiver leaves the datagrams in the socket's queue.
+        watched = [sys.stdin.fileno()] if paused else [sock, sys.stdin.fileno()]
+        readable, _, _ = select.select(watched, [], [])
         # Commands first: a test that asks before the next datagram arrives
         # gets its answer about the state before that datagram.
         if sys.stdin.fileno() in readable:
@@ -145,6 +151,17 @@ finally:
 
 const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
+/**
+ * How many datagrams a receiver's queue holds while it does not read: the
+ * kernel refuses one when more than net.unix.max_dgram_qlen wait (read when
+ * the socket is made, in this network namespace). notify() does not wait
+ * for room (EAGAIN), so a test sends at most this many before the receiver
+ * has read them.
+ */
+export function queueRoom(): number {
+  return Number(readFileSync("/proc/sys/net/unix/max_dgram_qlen", "utf8")) + 1;
+}
+
 /** Where the receiver binds. */
 export interface ReceiverOptions {
   /**
@@ -164,6 +181,17 @@ export interface ReceiverOptions {
   closeFds?: boolean;
   /** How many bytes of a received file or pipe to read. Default: 4096. */
   peekBytes?: number;
+  /**
+   * The longest datagram read whole; a longer one arrives cut, with
+   * `truncated` set. Default: 65536.
+   */
+  maxBytes?: number;
+  /**
+   * Start without reading, as a stuck service manager: datagrams stay in
+   * the socket's queue (net.unix.max_dgram_qlen of them, plus one) until
+   * {@linkcode Receiver.resume}. Default: false.
+   */
+  paused?: boolean;
 }
 
 /** The credentials of a datagram (SCM_CREDENTIALS, as the kernel gave them). */
@@ -197,7 +225,7 @@ export interface ReceivedDatagram {
   data: Uint8Array;
   /** The payload as UTF-8 text. */
   text: string;
-  /** MSG_TRUNC: the payload was longer than 64 KiB. */
+  /** MSG_TRUNC: the payload was longer than `maxBytes`. */
   truncated: boolean;
   /** MSG_CTRUNC: some control data did not fit. */
   controlTruncated: boolean;
@@ -219,6 +247,13 @@ export interface Receiver {
   clock(): Promise<number>;
   /** Whether a datagram is waiting in the socket, not yet read. */
   pending(): Promise<boolean>;
+  /**
+   * How many datagrams it has read so far (all reported, maybe not yet
+   * taken with `next()`).
+   */
+  received(): Promise<number>;
+  /** Starts reading, for a receiver started `paused`. */
+  resume(): Promise<void>;
   /**
    * Watches the socket for `ms` by the receiver's clock: true when no
    * datagram came. For checking that something does NOT happen (a sender
@@ -319,6 +354,8 @@ export async function startReceiver(
       path: options.path ?? null,
       closeFds: options.closeFds ?? false,
       peekBytes: options.peekBytes ?? 4096,
+      maxBytes: options.maxBytes ?? 65536,
+      paused: options.paused ?? false,
     }),
   ], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
@@ -377,6 +414,10 @@ export async function startReceiver(
     next: async () => decode(await datagrams.next()),
     clock: async () => (await request("clock")).now!,
     pending: async () => (await request("pending")).pending!,
+    received: async () => (await request("pending")).received,
+    resume: async () => {
+      await request("resume");
+    },
     quiet: async (ms) => (await request("quiet", { ms })).quiet!,
     closeFds: async (fds) => {
       const reply = await request("close", fds ? { fds } : {});

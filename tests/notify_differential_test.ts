@@ -6,15 +6,30 @@
 // (bytes, credentials, which fds), and which variables remain.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import fc from "fast-check";
+import { within } from "./_activator.ts";
 import { launch } from "./_launch.ts";
+import { ActivationError, notify } from "./_lib.ts";
 import { native } from "./_native.deno.ts";
+import {
+  type ReceivedDatagram,
+  type Receiver,
+  startReceiver,
+} from "./_receiver.ts";
 import { fixtureCommand } from "./_runtime.ts";
+import { startService } from "./fixtures/notify_reload_launch.ts";
 import type {
   Config,
   NotifyCase,
@@ -369,6 +384,251 @@ test("notify(), notifyWithFds() and watchdogEnabled() agree with libsystemd on g
     }
     assert.ok(summary.fdsSeen >= 1000, `only ${summary.fdsSeen} fds sent`);
   } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Runs `call` with NOTIFY_SOCKET set to `address` in this process, then
+ * puts the variable back as it was.
+ */
+function withNotifySocket<T>(address: string, call: () => T): T {
+  const saved = process.env.NOTIFY_SOCKET;
+  process.env.NOTIFY_SOCKET = address;
+  try {
+    return call();
+  } finally {
+    if (saved === undefined) delete process.env.NOTIFY_SOCKET;
+    else process.env.NOTIFY_SOCKET = saved;
+  }
+}
+
+/**
+ * notify()'s outcome as libsystemd reports it (1, 0 or a negative errno),
+ * and the message of its error.
+ */
+function ours(state: string): [number, string | undefined] {
+  try {
+    return [notify(state) ? 1 : 0, undefined];
+  } catch (error) {
+    if (error instanceof ActivationError && error.errno !== undefined) {
+      return [-error.errno, error.message];
+    }
+    throw error;
+  }
+}
+
+/**
+ * The datagrams `receiver` got before a marker that libsystemd sends now
+ * (a socket delivers in order).
+ */
+async function receivedBefore(receiver: Receiver): Promise<ReceivedDatagram[]> {
+  const marker = `MARKER=${Math.random()}`;
+  assert.equal(
+    withNotifySocket(receiver.address, () => native.sdNotify(false, marker)),
+    1,
+  );
+  const seen: ReceivedDatagram[] = [];
+  for (;;) {
+    const datagram = await within(receiver.next(), marker);
+    if (datagram.text === marker) return seen;
+    seen.push(datagram);
+  }
+}
+
+test("a 1 MB STATUS= is delivered by notify() as by libsystemd's sd_notify(), and a state too big for the raised send buffer fails with EMSGSIZE in both", async (t) => {
+  if (!native.libsystemdAvailable()) {
+    t.skip("libsystemd.so.0 not found");
+    return;
+  }
+  // The kernel's default send buffer (net.core.wmem_default, 208 KiB)
+  // holds no 1 MB datagram: both raise it to 8 MiB. Past twice that (what
+  // the kernel makes of 8 MiB), a datagram cannot be sent at all.
+  const receiver = await startReceiver({ maxBytes: 2 * 1024 * 1024 });
+  try {
+    for (
+      const [size, expected] of [[1_000_000, 1], [17_000_000, -90]] as const
+    ) {
+      const state = `STATUS=${"x".repeat(size)}`;
+      const theirs = withNotifySocket(
+        receiver.address,
+        () => native.sdNotify(false, state),
+      );
+      const libsystemd = await receivedBefore(receiver);
+      const [result, message] = withNotifySocket(
+        receiver.address,
+        () => ours(state),
+      );
+      const library = await receivedBefore(receiver);
+      assert.deepEqual([theirs, result], [expected, expected], `${size} bytes`);
+      if (expected < 0) {
+        assert.match(message!, /failed with EMSGSIZE \(message too long\)$/);
+      }
+      assert.equal(libsystemd.length, expected === 1 ? 1 : 0);
+      assert.equal(library.length, libsystemd.length);
+      for (const [index, datagram] of library.entries()) {
+        const oracle = libsystemd[index]!;
+        assert.equal(datagram.data.length, state.length);
+        assert.equal(datagram.truncated, false);
+        assert.deepEqual(datagram.data, oracle.data);
+        assert.deepEqual(datagram.credentials, oracle.credentials);
+      }
+    }
+  } finally {
+    await receiver.close();
+  }
+});
+
+test("onReload()'s datagrams are byte-equal to sd_notify() of the same state, with MONOTONIC_USEC read from CLOCK_MONOTONIC during the reload", async (t) => {
+  // libsystemd 252 has no function of its own for RELOADING=1 (systemd
+  // 253's helpers are internal): the oracle is sd_notify() of the same
+  // text, and the clock is checked against the receiver's CLOCK_MONOTONIC
+  // read before the signal and when the datagram arrived.
+  if (!native.libsystemdAvailable()) {
+    t.skip("libsystemd.so.0 not found");
+    return;
+  }
+  const receiver = await startReceiver();
+  const service = await startService(receiver.address);
+  try {
+    const sent: ReceivedDatagram[] = [];
+    for (const ending of ["finish", "fail"] as const) {
+      const before = await receiver.clock();
+      service.hup();
+      assert.equal((await service.next()).event, "handler");
+      const reloading = await within(receiver.next(), "RELOADING=1");
+      const usec = Number(
+        /^RELOADING=1\nMONOTONIC_USEC=([1-9][0-9]*)$/.exec(reloading.text)
+          ?.[1],
+      );
+      assert.ok(
+        before <= usec && usec <= reloading.at,
+        `MONOTONIC_USEC=${usec} is not between ${before} and ${reloading.at}`,
+      );
+      assert.equal((await service.next()).event, "signal");
+      await service.command(
+        ending === "finish"
+          ? { cmd: "finish" }
+          : { cmd: "fail", error: { message: "no", code: "ENOENT" } },
+      );
+      sent.push(reloading, await within(receiver.next(), "the end"));
+    }
+    assert.deepEqual(sent.slice(1).map((datagram) => datagram.text), [
+      "READY=1",
+      sent[2]!.text,
+      "STATUS=Reload failed: no\nERRNO=2\nREADY=1",
+    ]);
+    for (const datagram of sent) {
+      const result = withNotifySocket(
+        receiver.address,
+        () => native.sdNotify(false, datagram.text),
+      );
+      assert.equal(result, 1);
+      const [oracle] = await receivedBefore(receiver);
+      assert.deepEqual(datagram.data, oracle!.data, datagram.text);
+      assert.equal(datagram.truncated, oracle!.truncated);
+      // The same user, each from its own process.
+      assert.deepEqual(datagram.credentials, {
+        ...oracle!.credentials!,
+        pid: service.pid,
+      });
+      assert.equal(oracle!.credentials!.pid, process.pid);
+    }
+  } finally {
+    service.child.stdin!.end();
+    await within(service.exited, "the service's exit");
+    await receiver.close();
+  }
+});
+
+const STRACE = "/usr/bin/strace";
+
+/**
+ * The system calls the thread that wrote `BEGIN label` made until
+ * `END label`, from an strace -f log, with fds, addresses and payloads
+ * left out so that two senders compare.
+ */
+function callsBetween(log: string, label: string): string[] {
+  const lines = log.split("\n");
+  const begin = lines.findIndex((line) =>
+    line.includes(`write(2, "BEGIN ${label}\\n"`)
+  );
+  assert.ok(begin >= 0, `no BEGIN ${label} in the trace`);
+  const thread = lines[begin]!.split(/\s+/)[0];
+  const calls: string[] = [];
+  for (const line of lines.slice(begin + 1)) {
+    const [tid, ...rest] = line.split(/\s+/);
+    if (tid !== thread) continue;
+    const call = rest.join(" ");
+    if (call.startsWith(`write(2, "END ${label}`)) return calls;
+    calls.push(
+      call
+        .replace(/^(\w+)\(\d+/, "$1(FD")
+        .replace(/iov_base="[^"]*"(\.\.\.)?/, "iov_base=…")
+        .replace(/sun_path="[^"]*"/, "sun_path=…")
+        .replace(/^(socket\(.*\)\s*=\s*)\d+$/, "$1FD"),
+    );
+  }
+  assert.fail(`no END ${label} in the trace`);
+}
+
+test("notify() makes the system calls sd_notify() makes, send buffer included, and sends with MSG_DONTWAIT", async (t) => {
+  if (!native.libsystemdAvailable() || !existsSync(STRACE)) {
+    t.skip("libsystemd.so.0 or strace not found");
+    return;
+  }
+  const receiver = await startReceiver();
+  const directory = mkdtempSync(join(tmpdir(), "notify-strace-"));
+  try {
+    const trace = join(directory, "trace");
+    const [program, ...args] = fixtureCommand("notify_syscalls", {
+      denoFlags: ["--allow-env", "--allow-ffi"],
+    });
+    const output = execFileSync(STRACE, [
+      "-f",
+      "-qq",
+      "-o",
+      trace,
+      "-e",
+      "trace=socket,getsockopt,setsockopt,getuid,geteuid,getgid,getegid,sendmsg,close,write",
+      program,
+      ...args,
+      "READY=1",
+    ], {
+      encoding: "utf8",
+      env: { ...process.env, NOTIFY_SOCKET: receiver.address },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    assert.deepEqual(JSON.parse(output), { theirs: 1, ours: true });
+    const log = readFileSync(trace, "utf8");
+    const libsystemd = callsBetween(log, "libsystemd");
+    const library = callsBetween(log, "ours");
+    const send = library.findIndex((call) => call.startsWith("sendmsg("));
+    assert.match(library[send]!, /MSG_DONTWAIT\|MSG_NOSIGNAL\) = 7$/);
+    assert.deepEqual(
+      library.map((call) => call.replace("MSG_DONTWAIT|", "")),
+      libsystemd,
+    );
+    assert.deepEqual(libsystemd.map((call) => call.split("(")[0]), [
+      "socket",
+      "getsockopt",
+      "setsockopt",
+      "getsockopt",
+      "setsockopt",
+      "getuid",
+      "geteuid",
+      "getgid",
+      "getegid",
+      "sendmsg",
+      "close",
+    ]);
+    const texts: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      texts.push((await within(receiver.next(), "a datagram")).text);
+    }
+    assert.deepEqual(texts, ["WARMUP=1", "WARMUP=1", "READY=1", "READY=1"]);
+  } finally {
+    await receiver.close();
     rmSync(directory, { recursive: true, force: true });
   }
 });

@@ -10,8 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
-import { type Receiver, startReceiver } from "./_receiver.ts";
-import { runSender, startSender, type Step } from "./fixtures/notify_launch.ts";
+import { within } from "./_activator.ts";
+import { queueRoom, type Receiver, startReceiver } from "./_receiver.ts";
+import {
+  runSender,
+  startSender,
+  type Step,
+  stopSender,
+} from "./fixtures/notify_launch.ts";
 
 const EINVAL = 22;
 const ENOENT = 2;
@@ -20,6 +26,7 @@ const EBADF = 9;
 const ETIMEDOUT = 110;
 const ENAMETOOLONG = 36;
 const ECONNREFUSED = 111;
+const EAGAIN = 11;
 
 async function withReceiver<T>(
   run: (receiver: Receiver) => Promise<T>,
@@ -72,6 +79,61 @@ for (const kind of ["path", "abstract"] as const) {
   });
 }
 
+test("notify() to a manager that does not read fails at once with EAGAIN once its queue is full, timers keep ticking, and it sends again once the manager reads", async () => {
+  // A blocking send, as libsystemd makes, would never return from the call
+  // after these: no outcome, no tick.
+  const fits = queueRoom();
+  const calls = fits + 3;
+  await withReceiver(async (receiver) => {
+    const steps: Step[] = [{ ticker: true }];
+    for (let i = 0; i < calls; i++) {
+      steps.push({ call: "notify", arg: `N=${i}` }, { tick: true });
+    }
+    steps.push({ waitLine: true }, { call: "notify", arg: "AFTER=1" });
+    const sender = startSender({
+      steps,
+      env: { NOTIFY_SOCKET: receiver.address },
+    });
+    try {
+      let ticks = -1;
+      for (let i = 0; i < calls; i++) {
+        const outcome = await within(sender.next(), `notify N=${i}`);
+        assert.equal(outcome.step, 1 + 2 * i);
+        if (i < fits) {
+          assert.equal(outcome.result, true, JSON.stringify(outcome));
+        } else {
+          assert.equal(outcome.error?.code, "NOTIFY_FAILED");
+          assert.equal(outcome.error?.errno, EAGAIN);
+          assert.match(
+            outcome.error!.message,
+            /sendmsg\(\) failed with EAGAIN \(resource temporarily unavailable\), its queue is full/,
+          );
+        }
+        // The interval timer fired after the call returned.
+        const tick = await within(sender.next(), `the tick after N=${i}`);
+        assert.equal(tick.step, 2 + 2 * i);
+        assert.ok((tick.result as number) > ticks, JSON.stringify(tick));
+        ticks = tick.result as number;
+      }
+      assert.equal(await receiver.received(), 0);
+      await receiver.resume();
+      // What was queued arrives in order; what failed was not sent.
+      for (let i = 0; i < fits; i++) {
+        assert.equal((await within(receiver.next(), `N=${i}`)).text, `N=${i}`);
+      }
+      sender.send("go");
+      assert.deepEqual(await within(sender.next(), "AFTER=1"), {
+        step: 2 + 2 * calls,
+        result: true,
+      });
+      assert.equal((await within(receiver.next(), "AFTER=1")).text, "AFTER=1");
+      assert.equal(await within(sender.exited, "the exit"), 0);
+    } finally {
+      await stopSender(sender);
+    }
+  }, { paused: true });
+});
+
 test("notify() returns false and sends nothing when NOTIFY_SOCKET is unset", async () => {
   await withReceiver(async (receiver) => {
     const outcomes = await runSender({
@@ -114,18 +176,23 @@ test("each helper sends exactly its assignment", async () => {
     [{ call: "notify", arg: "READY=1\u0000STATUS=cut" }, "READY=1"],
   ];
   await withReceiver(async (receiver) => {
-    const outcomes = await runSender({
-      steps: cases.map(([step]) => step),
-      env: { NOTIFY_SOCKET: receiver.address },
-    });
-    assert.deepEqual(
-      outcomes,
-      cases.map((_, step) => ({ step, result: true })),
-    );
-    for (const [step, expected] of cases) {
-      const datagram = await receiver.next();
-      assert.equal(datagram.text, expected, JSON.stringify(step));
-      assert.deepEqual(datagram.fds, []);
+    // As many at a time as the receiver's queue holds: notify() does not
+    // wait for a receiver that falls behind.
+    for (let start = 0; start < cases.length; start += queueRoom()) {
+      const chunk = cases.slice(start, start + queueRoom());
+      const outcomes = await runSender({
+        steps: chunk.map(([step]) => step),
+        env: { NOTIFY_SOCKET: receiver.address },
+      });
+      assert.deepEqual(
+        outcomes,
+        chunk.map((_, step) => ({ step, result: true })),
+      );
+      for (const [step, expected] of chunk) {
+        const datagram = await receiver.next();
+        assert.equal(datagram.text, expected, JSON.stringify(step));
+        assert.deepEqual(datagram.fds, []);
+      }
     }
     assert.equal(await receiver.pending(), false);
   });

@@ -4,16 +4,19 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type Receiver, startReceiver } from "./_receiver.ts";
+import { queueRoom, type Receiver, startReceiver } from "./_receiver.ts";
+import { within } from "./_activator.ts";
 import {
   runSender,
-  type Sender,
   startSender,
   type Step,
+  stopSender,
 } from "./fixtures/notify_launch.ts";
 
 const EINVAL = 22;
 const ERANGE = 34;
+const EAGAIN = 11;
+const ENOENT = 2;
 
 async function withReceiver<T>(
   run: (receiver: Receiver) => Promise<T>,
@@ -23,29 +26,6 @@ async function withReceiver<T>(
     return await run(receiver);
   } finally {
     await receiver.close();
-  }
-}
-
-/** `promise`, or a failure after `ms`: a guard, never a way to wait. */
-async function within<T>(promise: Promise<T>, ms: number, what: string) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: nothing within ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function stopSender(sender: Sender): Promise<void> {
-  if (sender.child.exitCode === null && sender.child.signalCode === null) {
-    sender.child.kill();
-    await sender.exited;
   }
 }
 
@@ -161,7 +141,7 @@ test("startWatchdog() pings every half interval until stop()", async () => {
       });
       const pings: number[] = [];
       for (let i = 0; i < 6; i++) {
-        const ping = await within(receiver.next(), 10_000, `Ping ${i + 1}`);
+        const ping = await within(receiver.next(), `Ping ${i + 1}`);
         assert.equal(ping.text, "WATCHDOG=1");
         assert.deepEqual(ping.credentials?.pid, sender.pid);
         pings.push(ping.at);
@@ -177,18 +157,18 @@ test("startWatchdog() pings every half interval until stop()", async () => {
       sender.send("stop");
       assert.deepEqual(await sender.next(), { step: 2, result: true });
       // Pings sent before stop() may still be on their way; none after.
-      let datagram = await within(receiver.next(), 10_000, "STOPPED=1");
+      let datagram = await within(receiver.next(), "STOPPED=1");
       while (datagram.text === "WATCHDOG=1") {
-        datagram = await within(receiver.next(), 10_000, "STOPPED=1");
+        datagram = await within(receiver.next(), "STOPPED=1");
       }
       assert.equal(datagram.text, "STOPPED=1");
-      const exiting = await within(receiver.next(), 10_000, "EXITING=1");
+      const exiting = await within(receiver.next(), "EXITING=1");
       assert.equal(exiting.text, "EXITING=1");
       assert.ok(
         exiting.at - datagram.at >= 400_000,
         `The window was ${(exiting.at - datagram.at) / 1000} ms`,
       );
-      assert.equal(await within(sender.exited, 10_000, "Exit"), 0);
+      assert.equal(await within(sender.exited, "Exit"), 0);
     } finally {
       await stopSender(sender);
     }
@@ -211,7 +191,7 @@ test("startWatchdog()'s timer does not keep the process alive", async () => {
         result: { intervalUsec: { bigint: "60000000" }, pingEveryMs: 30000 },
       });
       assert.equal(
-        await within(sender.exited, 15_000, "The sender's exit"),
+        await within(sender.exited, "The sender's exit"),
         0,
         sender.stderr(),
       );
@@ -222,24 +202,81 @@ test("startWatchdog()'s timer does not keep the process alive", async () => {
   });
 });
 
-test("startWatchdog() stops pinging after a failed ping and reports it once", async () => {
-  // Nothing listens at NOTIFY_SOCKET: the first ping fails (ENOENT). At a
-  // ping every 10 ms, a pinger that went on would fail about 30 times.
+test("startWatchdog() skips a ping that fails, reports each failure to onError and goes on", async () => {
+  // Nothing listens at NOTIFY_SOCKET: every ping fails (ENOENT).
   const sender = startSender({
-    steps: [{ call: "startWatchdog" }, { hold: 300 }],
+    steps: [
+      { call: "startWatchdog", reportErrors: true },
+      { waitLine: true },
+      { call: "stopWatchdog" },
+    ],
     env: {
       NOTIFY_SOCKET: "/nonexistent/socket-activation-test",
       WATCHDOG_USEC: "20000",
     },
   });
-  sender.child.stdin!.end();
   try {
-    assert.equal((await sender.next()).error, undefined);
-    assert.equal(await within(sender.exited, 15_000, "Exit"), 0);
-    const reports = sender.stderr().match(/Watchdog ping failed/g) ?? [];
-    assert.equal(reports.length, 1, sender.stderr());
-    assert.match(sender.stderr(), /NOTIFY_FAILED|ENOENT/);
+    assert.deepEqual(await within(sender.next(), "startWatchdog()"), {
+      step: 0,
+      result: { intervalUsec: { bigint: "20000" }, pingEveryMs: 10 },
+    });
+    // A pinger that stopped at the first failure would report one.
+    for (let i = 0; i < 3; i++) {
+      const { step, error } = await within(sender.next(), `failure ${i + 1}`);
+      assert.equal(step, 0);
+      assert.equal(error?.code, "NOTIFY_FAILED");
+      assert.equal(error?.errno, ENOENT);
+      assert.match(error!.message, /ENOENT \(no such file or directory\)/);
+    }
+    sender.send("stop");
+    let outcome = await within(sender.next(), "stopWatchdog()");
+    while (outcome.step === 0) outcome = await within(sender.next(), "stop");
+    assert.deepEqual(outcome, { step: 2, result: true });
+    assert.equal(await within(sender.exited, "the exit"), 0);
   } finally {
     await stopSender(sender);
+  }
+});
+
+test("startWatchdog() survives a manager that stops reading: pings fail with EAGAIN while its queue is full and go out again once it reads", async () => {
+  const fits = queueRoom();
+  const receiver = await startReceiver({ paused: true });
+  const sender = startSender({
+    steps: [
+      { call: "startWatchdog", reportErrors: true },
+      { waitLine: true },
+      { call: "stopWatchdog" },
+      { call: "notify", arg: "STOPPED=1" },
+    ],
+    env: { NOTIFY_SOCKET: receiver.address, WATCHDOG_USEC: "20000" },
+  });
+  try {
+    assert.equal((await within(sender.next(), "startWatchdog()")).step, 0);
+    for (let i = 0; i < 2; i++) {
+      const { step, error } = await within(sender.next(), `EAGAIN ${i + 1}`);
+      assert.equal(step, 0);
+      assert.equal(error?.code, "NOTIFY_FAILED");
+      assert.equal(error?.errno, EAGAIN);
+      assert.match(error!.message, /EAGAIN .*its queue is full/);
+    }
+    assert.equal(await receiver.received(), 0);
+    await receiver.resume();
+    // The pings queued before it stopped reading, then at least one sent
+    // after: the pinger is still running.
+    for (let i = 0; i <= fits; i++) {
+      const ping = await within(receiver.next(), `ping ${i + 1}`);
+      assert.equal(ping.text, "WATCHDOG=1");
+      assert.equal(ping.credentials?.pid, sender.pid);
+    }
+    sender.send("stop");
+    let datagram = await within(receiver.next(), "STOPPED=1");
+    while (datagram.text === "WATCHDOG=1") {
+      datagram = await within(receiver.next(), "STOPPED=1");
+    }
+    assert.equal(datagram.text, "STOPPED=1");
+    assert.equal(await within(sender.exited, "the exit"), 0);
+  } finally {
+    await stopSender(sender);
+    await receiver.close();
   }
 });

@@ -29,6 +29,7 @@ export interface Libc {
   fstatfs(fd: number, buffer: Uint8Array): number;
   close(fd: number): number;
   getsockname(fd: number, address: Uint8Array, length: Uint32Array): number;
+  getpeername(fd: number, address: Uint8Array, length: Uint32Array): number;
   getsockopt(
     fd: number,
     level: number,
@@ -61,6 +62,8 @@ export interface Libc {
   getegid(): number;
   /** clock_gettime() into a struct timespec (two 64-bit words). */
   clockGettime(clock: number, timespec: BigInt64Array): number;
+  /** read() into `buffer`: the byte count, 0 at the end, or -1. */
+  read(fd: number, buffer: Uint8Array): number;
   /** pipe2() into two ints. */
   pipe2(fds: Int32Array, flags: number): number;
   /** poll(), run off the main thread so that waiting does not block it. */

@@ -19,6 +19,7 @@ const SYMBOLS = {
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getsockopt: {
     parameters: ["i32", "i32", "i32", "buffer", "buffer"],
     result: "i32",
@@ -38,6 +39,7 @@ const SYMBOLS = {
   getegid: { parameters: [], result: "u32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   // On a thread of its own, so that waiting does not block the event loop.
   poll: {
     parameters: ["buffer", "u64", "i32"],
@@ -92,6 +94,7 @@ const open = once((): Libc => {
     fstatfs: symbols.fstatfs,
     close: symbols.close,
     getsockname: symbols.getsockname,
+    getpeername: symbols.getpeername,
     getsockopt: symbols.getsockopt,
     errno: () =>
       new Deno.UnsafePointerView(symbols.__errno_location()!).getInt32(),
@@ -125,6 +128,8 @@ const open = once((): Libc => {
     getegid: symbols.getegid,
     clockGettime: symbols.clock_gettime,
     pipe2: symbols.pipe2,
+    read: (fd, buffer) =>
+      Number(symbols.read(fd, buffer, BigInt(buffer.length))),
     pollAsync: (pollfds, count, timeoutMs) =>
       symbols.poll(pollfds, BigInt(count), timeoutMs),
   };

@@ -88,6 +88,9 @@ function load(): Libc {
   const getsockname = lib.func(
     "int getsockname(int fd, void *addr, void *len)",
   );
+  const getpeername = lib.func(
+    "int getpeername(int fd, void *addr, void *len)",
+  );
   const getsockopt = lib.func(
     "int getsockopt(int fd, int level, int name, void *value, void *len)",
   );
@@ -129,6 +132,7 @@ function load(): Libc {
   const getegid = lib.func("uint32_t getegid()");
   const clockGettime = lib.func("int clock_gettime(int clock, void *ts)");
   const pipe2 = lib.func("int pipe2(void *fds, int flags)");
+  const read = lib.func("long read(int fd, void *buf, unsigned long count)");
   const poll = lib.func(
     "int poll(void *fds, unsigned long count, int timeout)",
   );
@@ -161,6 +165,7 @@ function load(): Libc {
     getegid: () => getegid() as number,
     clockGettime: (clock, timespec) => clockGettime(clock, timespec) as number,
     pipe2: (fds, flags) => pipe2(fds, flags) as number,
+    read: (fd, buffer) => Number(read(fd, buffer, buffer.length)),
     pollAsync: (pollfds, count, timeoutMs) =>
       new Promise((resolve, reject) =>
         poll.async(
@@ -178,6 +183,8 @@ function load(): Libc {
     close: (fd) => close(fd) as number,
     getsockname: (fd, address, length) =>
       getsockname(fd, address, length) as number,
+    getpeername: (fd, address, length) =>
+      getpeername(fd, address, length) as number,
     getsockopt: (fd, level, name, value, length) =>
       getsockopt(fd, level, name, value, length) as number,
   };

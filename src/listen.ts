@@ -1,7 +1,7 @@
 // A listening server on an endpoint, with the seed's precedence (SPEC
 // section 4): a socket systemd passed first, else the endpoint bound here.
 
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, Socket } from "node:net";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 import { getSystemdSocket } from "./get_systemd_socket.ts";
@@ -126,14 +126,26 @@ export function findPassedFd(
   return found;
 }
 
+// Address families a socket unit can pass besides unix and IP (ListenNetlink=,
+// vsock and AF_PACKET addresses of ListenStream=/ListenDatagram=).
+const FAMILY_NAMES: Readonly<Record<number, string>> = {
+  16: "netlink",
+  17: "packet",
+  40: "vsock",
+};
+
 /** Describes a socket for an error: `a dgram ipv4 socket on 127.0.0.1:53`. */
 export function describeSocket(info: SocketInfo): string {
   const address = info.address;
   const family = address.family === "other"
-    ? `family ${address.familyNumber}`
+    ? FAMILY_NAMES[address.familyNumber] ?? `family ${address.familyNumber}`
     : address.family;
-  const state = info.type === "stream"
-    ? info.listening ? "listening " : "non-listening "
+  const state = info.type === "stream" || info.type === "seqpacket"
+    ? info.listening
+      ? "listening "
+      : info.peer === undefined
+      ? "unconnected "
+      : "connected "
     : "";
   const where = address.family === "unix"
     ? address.path === "" ? " (unnamed)" : ` at ${address.path}`
@@ -142,7 +154,46 @@ export function describeSocket(info: SocketInfo): string {
     : address.family === "ipv6"
     ? ` on [${address.host}]:${address.port}`
     : ` on ${address.host}:${address.port}`;
-  return `a ${state}${info.type} ${family} socket${where}`;
+  const kind = `${state}${info.type} ${family} socket${where}`;
+  return `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}`;
+}
+
+/**
+ * @internal Why neither runtime can use the socket `info` describes, or
+ * `undefined` when one of them can: node:net and node:dgram know stream and
+ * datagram sockets of the unix and IP families only.
+ */
+export function unsupportedReason(info: SocketInfo): string | undefined {
+  const address = info.address;
+  if (address.family === "other") {
+    const name = FAMILY_NAMES[address.familyNumber];
+    return `neither Deno nor Node can use ${
+      name === undefined
+        ? `sockets of address family ${address.familyNumber}`
+        : `${name} sockets`
+    }`;
+  }
+  if (info.type === "seqpacket") {
+    return "neither Deno nor Node can use SOCK_SEQPACKET sockets (ListenSequentialPacket=)";
+  }
+  if (info.type === "other") {
+    return "neither Deno nor Node can use sockets of this type (neither stream nor datagram)";
+  }
+  return undefined;
+}
+
+/**
+ * @internal Throws UNSUPPORTED for a socket neither runtime can use, naming
+ * its kind.
+ */
+export function checkSupported(info: SocketInfo, where: string): void {
+  const reason = unsupportedReason(info);
+  if (reason !== undefined) {
+    throw new ActivationError(
+      "UNSUPPORTED",
+      `${where}: fd ${info.fd} is ${describeSocket(info)}, and ${reason}`,
+    );
+  }
 }
 
 /** @internal socketInfo(), with the fd's context in the error message. */
@@ -164,21 +215,81 @@ export function inspectPassedFd(fd: number, where: string): SocketInfo {
   }
 }
 
-function checkListening(fd: number, where: string): SocketInfo {
+// A listening stream socket (Accept=no), or the connection an Accept=yes
+// unit passes: a stream socket that is connected.
+function checkServable(fd: number, where: string): SocketInfo {
   const info = inspectPassedFd(fd, where);
-  const family = info.address.family;
-  if (
-    info.type !== "stream" || !info.listening ||
-    (family !== "unix" && family !== "ipv4" && family !== "ipv6")
-  ) {
+  checkSupported(info, where);
+  if (info.type === "dgram") {
     throw new ActivationError(
       "UNSUITABLE_SOCKET",
       `${where}: fd ${fd} is ${
         describeSocket(info)
-      }, not a listening stream socket (unix, IPv4 or IPv6)`,
+      }, not a stream socket; listenDatagram() serves datagram sockets`,
+    );
+  }
+  if (!info.listening && info.peer === undefined) {
+    throw new ActivationError(
+      "UNSUITABLE_SOCKET",
+      `${where}: fd ${fd} is ${
+        describeSocket(info)
+      }, neither listening nor connected`,
     );
   }
   return info;
+}
+
+/**
+ * Makes `server` serve the one connection an `Accept=yes` unit passed, as if
+ * it had accepted it: it emits "listening", then "connection" once someone
+ * listens for connections, and closes once the connection closes.
+ */
+function serveConnection(server: Server, fd: number, where: string): void {
+  let socket: Socket;
+  try {
+    socket = new Socket({
+      fd,
+      readable: true,
+      writable: true,
+      // As the server would make an accepted socket (true for node:http).
+      allowHalfOpen:
+        (server as { allowHalfOpen?: unknown }).allowHalfOpen === true,
+    });
+  } catch (error) {
+    throw systemError(
+      "LISTEN_FAILED",
+      `${where}: cannot serve on fd ${fd}`,
+      error,
+    );
+  }
+  let closed = false;
+  server.once("close", () => closed = true);
+  // node:http closes a keep-alive connection after each response when its
+  // server is not listening (Deno 2.9, as newer Node): this server listens,
+  // on its one connection, until it closes. It has no listening handle of
+  // its own, so the getter is this instance's.
+  Object.defineProperty(server, "listening", {
+    configurable: true,
+    get: () => !closed,
+  });
+  socket.once("close", () => {
+    if (!closed) server.close();
+  });
+  function deliver(): void {
+    if (closed) socket.destroy();
+    else server.emit("connection", socket);
+  }
+  // After the caller's `await`, and not before anyone listens: a listening
+  // socket would keep a connection in its backlog until then.
+  setImmediate(() => {
+    if (server.listenerCount("connection") > 0) return deliver();
+    server.on("newListener", function wait(event: string | symbol): void {
+      if (event !== "connection") return;
+      server.off("newListener", wait);
+      setImmediate(deliver);
+    });
+  });
+  server.emit("listening");
 }
 
 function normalise(endpoint: Endpoint | string): [Endpoint, string] {
@@ -221,20 +332,24 @@ export async function listenOn<S extends Server>(
     if (options.unsetEnv) unsetListenEnv();
   }
   if (passed !== undefined) {
-    const info = checkListening(
+    const info = checkServable(
       passed.fd,
       requested.kind === "fd" || requested.kind === "fdname"
         ? where
         : `${where} through the socket systemd passed`,
     );
-    try {
-      await listenServer(server, { fd: passed.fd });
-    } catch (error) {
-      throw systemError(
-        "LISTEN_FAILED",
-        `${where}: cannot serve on fd ${passed.fd}`,
-        error,
-      );
+    if (!info.listening) {
+      serveConnection(server, passed.fd, where);
+    } else {
+      try {
+        await listenServer(server, { fd: passed.fd });
+      } catch (error) {
+        throw systemError(
+          "LISTEN_FAILED",
+          `${where}: cannot serve on fd ${passed.fd}`,
+          error,
+        );
+      }
     }
     return {
       source: "systemd",

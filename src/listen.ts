@@ -322,6 +322,12 @@ export async function listenOn<S extends Server>(
   const [requested, uri] = normalise(endpoint);
   const mode = checkOptions(options);
   const where = `Cannot listen on ${uri}`;
+  if (requested.kind === "udp") {
+    throw new ActivationError(
+      "INVALID_ENDPOINT",
+      `${where}: udp:// names a datagram endpoint; listenDatagram() serves it`,
+    );
+  }
 
   let passed: ListenFd | undefined;
   try {

@@ -45,6 +45,7 @@ export {
   formatEndpoint,
   type HttpEndpoint,
   parseEndpoint,
+  type UdpEndpoint,
   type UnixEndpoint,
 } from "./src/endpoint.ts";
 export {
@@ -89,3 +90,10 @@ export {
 } from "./src/watchdog.ts";
 export { listen, type ListenOptions } from "./src/listen.ts";
 export { connect } from "./src/connect.ts";
+export {
+  type DatagramAddress,
+  type DatagramRemoteInfo,
+  type DatagramSocket,
+  listenDatagram,
+  type ListenDatagramOptions,
+} from "./src/datagram.ts";

@@ -292,7 +292,8 @@ function serveConnection(server: Server, fd: number, where: string): void {
   server.emit("listening");
 }
 
-function normalise(endpoint: Endpoint | string): [Endpoint, string] {
+/** @internal An endpoint and its URI, from either. */
+export function normalise(endpoint: Endpoint | string): [Endpoint, string] {
   if (typeof endpoint === "string") {
     return [parseEndpoint(endpoint), endpoint];
   }
@@ -422,7 +423,10 @@ export async function listenOn<S extends Server>(
   };
 }
 
-function pickSystemdSocket(name: string | undefined): ListenFd | undefined {
+/** @internal The passed fd getSystemdSocket(name) picks, with its name. */
+export function pickSystemdSocket(
+  name: string | undefined,
+): ListenFd | undefined {
   const fd = getSystemdSocket(name);
   if (fd === undefined) return undefined;
   const passed = listenFds().find((candidate) => candidate.fd === fd);

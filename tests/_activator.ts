@@ -60,6 +60,8 @@ export interface ActivateOptions {
   env?: Readonly<Record<string, string>> | undefined;
   /** `--accept`: one child per connection, on the connected socket. */
   accept?: boolean | undefined;
+  /** The socket type: `--datagram` or `--seqpacket` (stream by default). */
+  type?: "datagram" | "seqpacket" | undefined;
   /** The working folder (this process's by default). */
   cwd?: string | undefined;
 }
@@ -89,6 +91,7 @@ export async function activate(
 ): Promise<Activated> {
   const args: string[] = [];
   if (options.accept) args.push("--accept");
+  if (options.type !== undefined) args.push(`--${options.type}`);
   for (const address of options.listen) args.push("-l", address);
   if (options.names) args.push(`--fdname=${options.names.join(":")}`);
   // systemd-socket-activate keeps only TERM, PATH, USER and HOME.

@@ -5,7 +5,7 @@
 // end makes the read end report POLLHUP to every poll() in progress and to any
 // started later.
 
-import { type Libc } from "./_sys.common.ts";
+import type { Libc } from "./_sys.common.ts";
 
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;

@@ -1,7 +1,7 @@
 // Datagram sockets (ListenDatagram=): the one systemd passed first, as
 // listen() prefers a passed stream socket, else a UDP socket bound here.
 
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { createSocket, type Socket as NodeDatagramSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import {

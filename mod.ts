@@ -97,3 +97,4 @@ export {
   listenDatagram,
   type ListenDatagramOptions,
 } from "./src/datagram.ts";
+export { isFifo, isSpecial } from "./src/fd_kind.ts";

@@ -197,6 +197,35 @@ const S_IFSOCK = 0o140000;
 // the generic layout of aarch64 puts it after.
 const ST_MODE_OFFSET = process.arch === "arm64" ? 16 : 24;
 
+// st_rdev's offset: after st_gid and a padding int on x86-64, right after
+// st_gid in aarch64's generic layout.
+const ST_RDEV_OFFSET = process.arch === "arm64" ? 32 : 40;
+
+/** What fstat() says of an fd: its file type and mode, and its identity. */
+export interface FdStat {
+  /** st_mode: the file type (S_IFMT bits) and permissions. */
+  readonly mode: number;
+  /** st_dev: the device holding the inode. */
+  readonly dev: bigint;
+  /** st_ino. */
+  readonly ino: bigint;
+  /** st_rdev: the device a character or block device file stands for. */
+  readonly rdev: bigint;
+}
+
+/** fstat(), or `undefined` when it fails (only EBADF for an int fd). */
+export function fstatFd(libc: Libc, fd: number): FdStat | undefined {
+  const stat = new Uint8Array(STAT_BUFFER_SIZE);
+  if (libc.fstat(fd, stat) < 0) return undefined;
+  const view = new DataView(stat.buffer);
+  return {
+    mode: view.getUint32(ST_MODE_OFFSET, true),
+    dev: view.getBigUint64(0, true),
+    ino: view.getBigUint64(ST_INO_OFFSET, true),
+    rdev: view.getBigUint64(ST_RDEV_OFFSET, true),
+  };
+}
+
 function getInt(libc: Libc, fd: number, name: number, size: number) {
   const value = new Uint8Array(size);
   const length = new Uint32Array([size]);

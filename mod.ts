@@ -98,3 +98,7 @@ export {
   type ListenDatagramOptions,
 } from "./src/datagram.ts";
 export { isFifo, isSpecial } from "./src/fd_kind.ts";
+export {
+  readPassedFile,
+  type ReadPassedFileOptions,
+} from "./src/passed_file.ts";

@@ -12,7 +12,7 @@ import { Buffer } from "node:buffer";
 import { lookup } from "node:dns/promises";
 import { EventEmitter } from "node:events";
 import { isIPv4, isIPv6 } from "node:net";
-import { constants } from "node:os";
+import { systemCallError } from "./_errno.ts";
 import { FdPoller, POLLIN, POLLOUT } from "./_fd_poller.ts";
 import type { Libc, Reception } from "./_sys.common.ts";
 import { parseAddress, type SocketAddress } from "./socket_info.ts";
@@ -50,24 +50,6 @@ export interface DatagramAddress {
   family: string;
   /** The port; 0 for a unix socket. */
   port: number;
-}
-
-const ERRNO_NAMES = new Map(
-  Object.entries(constants.errno).map(([name, value]) => [value, name]),
-);
-
-/** An Error shaped as Node's system errors: `code`, `errno`, `syscall`. */
-export function systemCallError(
-  syscall: string,
-  errno: number,
-  detail = "",
-): Error {
-  const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
-  return Object.assign(new Error(`${syscall} ${code}${detail}`), {
-    code,
-    errno: -errno,
-    syscall,
-  });
 }
 
 function remoteInfo(address: SocketAddress, size: number): DatagramRemoteInfo {

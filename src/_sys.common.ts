@@ -26,6 +26,8 @@ export interface Libc {
   /** syscall(SYS_pidfd_open, pid, 0). */
   pidfdOpen(pid: number): number;
   fstat(fd: number, buffer: Uint8Array): number;
+  /** open() of a NUL-terminated path, without a mode: an fd, or -1. */
+  open(path: Uint8Array, flags: number): number;
   fstatfs(fd: number, buffer: Uint8Array): number;
   close(fd: number): number;
   getsockname(fd: number, address: Uint8Array, length: Uint32Array): number;

@@ -16,6 +16,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  // open() is variadic too: without O_CREAT, no mode follows.
+  open: { parameters: ["buffer", "i32"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -91,6 +93,7 @@ const open = once((): Libc => {
     pidfdOpen: (pid) =>
       Number(symbols.syscall(BigInt(SYS_PIDFD_OPEN), BigInt(pid), 0n)),
     fstat: symbols.fstat,
+    open: symbols.open,
     fstatfs: symbols.fstatfs,
     close: symbols.close,
     getsockname: symbols.getsockname,

@@ -83,6 +83,8 @@ function load(): Libc {
   const fcntl = lib.func("int fcntl(int fd, int cmd, ...)");
   const syscall = lib.func("long syscall(long number, ...)");
   const fstat = lib.func("int fstat(int fd, _Out_ uint8_t *buf)");
+  // Variadic too: without O_CREAT, no mode follows.
+  const openCall = lib.func("int open(const uint8_t *path, int flags)");
   const fstatfs = lib.func("int fstatfs(int fd, _Out_ uint8_t *buf)");
   const close = lib.func("int close(int fd)");
   const getsockname = lib.func(
@@ -179,6 +181,7 @@ function load(): Libc {
     pidfdOpen: (pid) =>
       Number(syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
     fstat: (fd, buffer) => fstat(fd, buffer) as number,
+    open: (path, flags) => openCall(path, flags) as number,
     fstatfs: (fd, buffer) => fstatfs(fd, buffer) as number,
     close: (fd) => close(fd) as number,
     getsockname: (fd, address, length) =>

@@ -2,17 +2,19 @@
 // sd_is_special(), for the fds of ListenFIFO= and ListenSpecial=
 // (systemd.socket(5)).
 
-import { statSync } from "node:fs";
-import { EBADF } from "./_errno.ts";
+import { describeErrno, EBADF } from "./_errno.ts";
 import { type FdStat, fstatFd } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
-import { errnoOf, systemError } from "./_unix_socket.ts";
 import { ActivationError } from "./errors.ts";
 
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
+const O_CLOEXEC = 0o2000000;
+const O_PATH = 0o10000000;
+const ENOENT = 2;
+const ENOTDIR = 20;
 
 function checkFd(fd: number): void {
   if (!Number.isInteger(fd) || fd < 0) {
@@ -37,18 +39,28 @@ export function isType(stat: FdStat, type: number): boolean {
 }
 
 // stat() of the path, as libsystemd does it: a path that does not exist
-// (ENOENT, ENOTDIR) is simply another file; other failures are errors.
-function statPath(path: string, fd: number) {
-  try {
-    return statSync(path, { bigint: true });
-  } catch (error) {
-    const errno = errnoOf(error);
-    if (errno === 2 || errno === 20) return undefined;
-    throw systemError(
+// (ENOENT, ENOTDIR) is simply another file; other failures are errors. It
+// opens the path with O_PATH (following symlinks, as stat() does) and
+// fstat()s that: node:fs would need Deno's --allow-all for a device path.
+function statPath(path: string, fd: number): FdStat | undefined {
+  const libc = sys.libc();
+  const bytes = new TextEncoder().encode(path);
+  const cPath = new Uint8Array(bytes.length + 1);
+  cPath.set(bytes);
+  const handle = libc.open(cPath, O_PATH | O_CLOEXEC);
+  if (handle < 0) {
+    const errno = libc.errno();
+    if (errno === ENOENT || errno === ENOTDIR) return undefined;
+    throw new ActivationError(
       "STAT_FAILED",
-      `Cannot compare fd ${fd} with ${path}: cannot stat it`,
-      error,
+      `Cannot compare fd ${fd} with ${path}: ${describeErrno(errno)}`,
+      { errno },
     );
+  }
+  try {
+    return fstatFd(libc, handle);
+  } finally {
+    libc.close(handle);
   }
 }
 
@@ -56,8 +68,8 @@ function statPath(path: string, fd: number) {
  * Tells whether `fd` is a FIFO, and with `path`, the FIFO at that path:
  * libsystemd's `sd_is_fifo()`, for the fds of `ListenFIFO=`.
  *
- * Needs `--allow-ffi` on Deno (and `--allow-read` for `path`); on Node it
- * loads koffi.
+ * Needs `--allow-ffi` on Deno (the path too is examined through the system
+ * calls); on Node it loads koffi.
  *
  * @param fd The fd, for example one returned by {@linkcode listenFds}.
  * @param path A path to compare with (followed if it is a symlink): `fd`
@@ -69,7 +81,7 @@ function statPath(path: string, fd: number) {
  * `FFI_UNAVAILABLE` without the system calls.
  * @throws {RangeError} For an fd that is not a non-negative integer.
  *
- * @tags allow-ffi, allow-read
+ * @tags allow-ffi
  *
  * @example Checking the FIFO of ListenFIFO=/run/app/control
  * ```ts ignore
@@ -94,8 +106,8 @@ export function isFifo(fd: number, path?: string): boolean {
  * such as `/dev/kmsg`), and with `path`, that file: libsystemd's
  * `sd_is_special()`.
  *
- * Needs `--allow-ffi` on Deno (and `--allow-read` for `path`); on Node it
- * loads koffi.
+ * Needs `--allow-ffi` on Deno (the path too is examined through the system
+ * calls); on Node it loads koffi.
  *
  * @param fd The fd, for example one returned by {@linkcode listenFds}.
  * @param path A path to compare with (followed if it is a symlink): the
@@ -108,7 +120,7 @@ export function isFifo(fd: number, path?: string): boolean {
  * `FFI_UNAVAILABLE` without the system calls.
  * @throws {RangeError} For an fd that is not a non-negative integer.
  *
- * @tags allow-ffi, allow-read
+ * @tags allow-ffi
  *
  * @example Checking the file of ListenSpecial=/dev/kmsg
  * ```ts ignore
@@ -126,7 +138,8 @@ export function isSpecial(fd: number, path?: string): boolean {
   const other = statPath(path, fd);
   if (other === undefined) return false;
   if (regular) {
-    return other.isFile() && other.dev === stat.dev && other.ino === stat.ino;
+    return isType(other, S_IFREG) && other.dev === stat.dev &&
+      other.ino === stat.ino;
   }
-  return other.isCharacterDevice() && other.rdev === stat.rdev;
+  return isType(other, S_IFCHR) && other.rdev === stat.rdev;
 }

@@ -63,6 +63,7 @@ const AF_INET6 = 10;
 
 // What fstat()'s file type says an fd is, for the error message.
 const FILE_TYPES: Readonly<Record<number, string>> = {
+  0o140000: "a socket",
   0o010000: "a FIFO or pipe",
   0o020000: "a character device",
   0o040000: "a directory",
@@ -129,6 +130,11 @@ export function parseAddress(address: Uint8Array): SocketAddress {
   return { family: "other", familyNumber: family };
 }
 
+/** @internal What a file of fstat() mode `mode` is: `a FIFO or pipe`, … */
+export function describeFileType(mode: number): string {
+  return FILE_TYPES[mode & 0o170000] ?? "a file of an unknown type";
+}
+
 /**
  * @internal Interprets what the kernel said of `fd`; `peer` is the sockaddr
  * getpeername() gave, if it succeeded.
@@ -144,10 +150,9 @@ export function interpretFdInfo(
     });
   }
   if (!raw.socket) {
-    const what = FILE_TYPES[raw.mode & 0o170000] ?? "not a socket";
     throw new ActivationError(
       "NOT_A_SOCKET",
-      `Fd ${fd} is not a socket: it is ${what}`,
+      `Fd ${fd} is not a socket: it is ${describeFileType(raw.mode)}`,
       { errno: ENOTSOCK },
     );
   }

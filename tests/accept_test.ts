@@ -15,8 +15,8 @@ import process from "node:process";
 import { after, test } from "node:test";
 import {
   activate,
-  type Activated,
   freePort,
+  instanceExit,
   stop,
   within,
 } from "./_activator.ts";
@@ -40,27 +40,6 @@ async function listenAddress(kind: "tcp" | "unix"): Promise<Listen> {
 
 function argument(where: Listen): string {
   return "port" in where ? `127.0.0.1:${where.port}` : where.path;
-}
-
-/**
- * Resolves with the exit code of the instance systemd-socket-activate
- * started, from its "Child PID died with code N" line on stderr.
- */
-function instanceExit(activated: Activated, pid: number): Promise<number> {
-  const pattern = new RegExp(`^Child ${pid} died with code (\\d+)$`, "m");
-  return within(
-    new Promise((resolve) => {
-      const check = () => {
-        const match = pattern.exec(activated.stderr());
-        if (match === null) return;
-        activated.child.stderr!.off("data", check);
-        resolve(Number(match[1]));
-      };
-      activated.child.stderr!.on("data", check);
-      check();
-    }),
-    `the exit of instance ${pid}:\n${activated.stderr()}`,
-  );
 }
 
 /** GET `path` through `agent`: the JSON answer and the client port used. */
@@ -243,3 +222,44 @@ for (const kind of ["tcp", "unix"] as const) {
     }
   });
 }
+
+test("Under systemd-socket-activate --inetd (the connection on stdin and stdout, no LISTEN_*), listen() is not activated and binds its configured endpoint", async () => {
+  const where = await listenAddress("tcp");
+  const configured = await freePort();
+  const activated = await activate(
+    [
+      ...fixtureCommand("listen_echo", {
+        denoFlags: [...DENO_FLAGS, "--allow-net"],
+      }),
+      `http://127.0.0.1:${configured}`,
+    ],
+    { listen: [argument(where)], accept: true, inetd: true },
+  );
+  try {
+    const client = connect({
+      host: "127.0.0.1",
+      port: (where as { port: number }).port,
+    });
+    client.setEncoding("utf8");
+    // The fixture's stdout is the connection: its first line comes here.
+    const line = await within(
+      new Promise<string>((resolve, reject) => {
+        let buffered = "";
+        client.on("data", (chunk: string) => {
+          buffered += chunk;
+          const end = buffered.indexOf("\n");
+          if (end >= 0) resolve(buffered.slice(0, end));
+        });
+        client.on("error", reject);
+      }),
+      `the fixture's first line (${activated.stderr()})`,
+    );
+    const listening = JSON.parse(line);
+    assert.equal(listening.event, "listening");
+    assert.deepEqual(listening.listenEnv, []);
+    assert.equal(listening.address.port, configured);
+    client.destroy();
+  } finally {
+    await stop(activated);
+  }
+});

@@ -387,3 +387,53 @@ for (const fixture of ["datagram_echo", "listen_echo"]) {
     }
   });
 }
+
+// Sends "burst N" to the service, then reads nothing until told to on
+// stdin; then reads the N datagrams and prints how many came, in order.
+const BURST_CLIENT = String.raw`
+import json, socket, sys
+spec = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(spec["path"])
+s.settimeout(10)
+s.sendto(("burst %d" % spec["count"]).encode(), spec["server"])
+sys.stdin.readline()
+numbers = [int(s.recv(2000).decode().rstrip(".")) for _ in range(spec["count"])]
+print(json.dumps({"received": len(numbers), "inOrder": numbers == list(range(spec["count"]))}), flush=True)
+`;
+
+test("listenDatagram()'s send() on a unix datagram socket waits while the peer's queue is full, and loses nothing", async () => {
+  const server = socketPath();
+  const client = socketPath();
+  const activated = await activateEcho([server], { args: ["fd://3"] });
+  // Far more than a unix datagram queue holds (max_dgram_qlen, 512 by
+  // default, and the sender's buffer): most sends must wait for room.
+  const count = 3000;
+  const python = startPython(
+    BURST_CLIENT,
+    { server, path: client, count },
+    "pipe",
+  );
+  try {
+    assert.equal((await event(activated, "listening")).event, "listening");
+    assert.equal((await event(activated, "the burst")).event, "message");
+    assert.deepEqual(await event(activated, "the sends queued"), {
+      event: "burst-queued",
+      count,
+    });
+    // Only now does the client start reading.
+    python.child.stdin!.write("read\n");
+    assert.deepEqual(
+      JSON.parse(await within(python.lines.next(), "the datagrams")),
+      { received: count, inOrder: true },
+    );
+    assert.deepEqual(await event(activated, "the sends done"), {
+      event: "burst-sent",
+      count,
+    });
+  } finally {
+    python.child.stdin!.end();
+    await stop(activated);
+    await stop(python);
+  }
+});

@@ -440,12 +440,23 @@ export function pickSystemdSocket(
  *   anything else is an error;
  * - for `http://` and `unix://`, a passed socket is used when
  *   {@linkcode getSystemdSocket} picks one (`options.name` among several);
- * - a passed fd must be a listening stream socket (unix, IPv4 or IPv6),
- *   checked with {@linkcode socketInfo};
+ * - a passed fd must be a stream socket (unix, IPv4 or IPv6), checked with
+ *   {@linkcode socketInfo}: a listening one (`Accept=no`, the default), or
+ *   the connection of an `Accept=yes` unit (see below);
  * - otherwise `http://host:port` binds TCP (unless `unixOnly`), and
  *   `unix:///path` binds the path: a stale socket there is removed, a live
  *   one or anything else (file, folder, symlink) is an error and left
  *   untouched; the socket gets `mode` (0660) before it appears at the path.
+ *
+ * With `Accept=yes`, systemd accepts each connection and starts one service
+ * instance per connection (`web@.service`), with the connected socket as
+ * fd 3. The server then serves that one connection as if it had accepted
+ * it: it emits "connection" with it once (after the `await`, and only once
+ * a "connection" listener is added), has no address (`address()` is
+ * `null`), and closes by itself once the connection closes, so that the
+ * process can exit. `MaxConnections=` in the socket unit bounds the
+ * instances. Datagram sockets are {@linkcode listenDatagram}'s; FIFOs and
+ * special files {@linkcode readPassedFile}'s.
  *
  * Closing the server removes the socket path bound here (if it is still that
  * socket), never the path of a passed socket. `server.address()` of a bound
@@ -458,14 +469,18 @@ export function pickSystemdSocket(
  * @param endpoint The endpoint or its URI.
  * @param options The socket name to prefer, the unix socket mode and the
  * rules for binding.
- * @returns The listening server, once it listens.
+ * @returns The listening server, once it listens (or, for an `Accept=yes`
+ * connection, once it serves it).
  * @throws {ActivationError} `FD_NOT_PASSED` or `NAME_NOT_FOUND` for an
  * `fd://` endpoint systemd did not pass; `NOT_A_SOCKET` or
- * `UNSUITABLE_SOCKET` for a passed fd that is not a listening stream socket;
+ * `UNSUITABLE_SOCKET` for a passed fd that is not a stream socket, or is
+ * neither listening nor connected; `UNSUPPORTED` for a socket neither
+ * runtime can use (SOCK_SEQPACKET, netlink, vsock), naming it;
  * `PATH_NOT_SOCKET` for a file, folder or symlink at a unix path;
  * `ADDRESS_IN_USE` when another server listens there; `TCP_NOT_ALLOWED`
  * under `unixOnly`; `LISTEN_FAILED` for other system errors;
- * `INVALID_ENDPOINT` for a bad URI; the errors of {@linkcode listenFds}.
+ * `INVALID_ENDPOINT` for a bad URI or a `udp://` one; the errors of
+ * {@linkcode listenFds}.
  * @throws {RangeError} For a mode outside 0 to 0o777.
  *
  * @tags allow-env, allow-ffi, allow-net, allow-read, allow-write

@@ -17,6 +17,16 @@ const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 const S_IFSOCK = 0o140000;
+// statfs() f_type of the mqueue file system (linux/magic.h).
+const MQUEUE_MAGIC = 0x19800202n;
+
+// A POSIX message queue (ListenMessageQueue=) looks like a regular file, but
+// read() gives its status line, not its messages: mq_receive() reads those.
+function isMessageQueue(fd: number): boolean {
+  const statfs = new Uint8Array(256);
+  if (sys.libc().fstatfs(fd, statfs) < 0) return false;
+  return new DataView(statfs.buffer).getBigUint64(0, true) === MQUEUE_MAGIC;
+}
 
 /** Options of {@linkcode readPassedFile}. */
 export interface ReadPassedFileOptions {
@@ -51,7 +61,8 @@ export interface ReadPassedFileOptions {
  * @throws {ActivationError} `FD_NOT_PASSED` or `NAME_NOT_FOUND` for an fd
  * systemd did not pass; `STAT_FAILED` when it is not open;
  * `UNSUITABLE_SOCKET` when it is a socket, a directory or another kind of
- * file; `INVALID_ENDPOINT` for an endpoint that is not `fd://`; the errors
+ * file; `UNSUPPORTED` for a POSIX message queue (`ListenMessageQueue=`);
+ * `INVALID_ENDPOINT` for an endpoint that is not `fd://`; the errors
  * of {@linkcode listenFds}.
  *
  * @tags allow-env, allow-ffi
@@ -96,6 +107,12 @@ export function readPassedFile(
         error,
       );
     }
+  }
+  if (isType(stat, S_IFREG) && isMessageQueue(fd)) {
+    throw new ActivationError(
+      "UNSUPPORTED",
+      `${where}: fd ${fd} is a POSIX message queue (ListenMessageQueue=), whose messages neither Deno nor Node can receive`,
+    );
   }
   if (isType(stat, S_IFREG) || isType(stat, S_IFCHR)) {
     return new FdReadStream(sys.libc(), fd);

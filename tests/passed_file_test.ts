@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { after, test } from "node:test";
 import { stop, within } from "./_activator.ts";
 import {
@@ -204,6 +205,23 @@ test("readPassedFile() refuses a socket or a directory with UNSUITABLE_SOCKET sa
     });
   } finally {
     await stop(directory);
+  }
+});
+
+test("readPassedFile() refuses a POSIX message queue (ListenMessageQueue=) with UNSUPPORTED: read() would give its status line, not its messages", async () => {
+  const launched = await launchReader({
+    type: "mqueue",
+    name: `socket-activation-test-${process.pid}`,
+  });
+  try {
+    assert.deepEqual(await event(launched, "the error"), {
+      event: "error",
+      code: "UNSUPPORTED",
+      message:
+        "Cannot read fd://input: fd 3 is a POSIX message queue (ListenMessageQueue=), whose messages neither Deno nor Node can receive",
+    });
+  } finally {
+    await stop(launched);
   }
 });
 

@@ -53,26 +53,13 @@ export interface DatagramAddress {
 }
 
 function remoteInfo(address: SocketAddress, size: number): DatagramRemoteInfo {
-  switch (address.family) {
-    case "unix":
-      return { address: address.path, family: "unix", port: 0, size };
-    case "ipv4":
-      return {
-        address: address.host,
-        family: "IPv4",
-        port: address.port,
-        size,
-      };
-    case "ipv6":
-      return {
-        address: address.host,
-        family: "IPv6",
-        port: address.port,
-        size,
-      };
-    default:
-      return { address: "", family: "unix", port: 0, size };
+  if (address.family === "ipv4" || address.family === "ipv6") {
+    const family = address.family === "ipv4" ? "IPv4" : "IPv6";
+    return { address: address.host, family, port: address.port, size };
   }
+  // A unix sender; a socket of this kind has no sender of another family.
+  const path = address.family === "unix" ? address.path : "";
+  return { address: path, family: "unix", port: 0, size };
 }
 
 /** A sockaddr for `host` (an IP address) and `port`, in `family`. */

@@ -45,6 +45,7 @@ export {
   formatEndpoint,
   type HttpEndpoint,
   parseEndpoint,
+  type UdpEndpoint,
   type UnixEndpoint,
 } from "./src/endpoint.ts";
 export {
@@ -94,3 +95,15 @@ export {
 } from "./src/reload.ts";
 export { listen, type ListenOptions } from "./src/listen.ts";
 export { connect } from "./src/connect.ts";
+export {
+  type DatagramAddress,
+  type DatagramRemoteInfo,
+  type DatagramSocket,
+  listenDatagram,
+  type ListenDatagramOptions,
+} from "./src/datagram.ts";
+export { isFifo, isSpecial } from "./src/fd_kind.ts";
+export {
+  readPassedFile,
+  type ReadPassedFileOptions,
+} from "./src/passed_file.ts";

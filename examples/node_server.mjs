@@ -1,5 +1,5 @@
 // An HTTP service for systemd (units: web.socket and web.service beside this
-// file). It reads its endpoint from app.toml and serves on the socket
+// file, or accept/ for one instance per connection). It reads its endpoint from app.toml and serves on the socket
 // systemd passed, or, run by hand, binds the configured endpoint itself. It
 // tells systemd when it is ready (Type=notify), feeds the watchdog
 // (WatchdogSec=) and shuts down gracefully on SIGTERM.

@@ -168,3 +168,17 @@ export function describeErrno(errno: number): string {
 export function errnoNumber(name: string): number | undefined {
   return NUMBERS.get(name);
 }
+
+/** An Error shaped as Node's system errors: `code`, `errno`, `syscall`. */
+export function systemCallError(
+  syscall: string,
+  errno: number,
+  detail = "",
+): Error {
+  const code = ERRNOS[errno]?.[0] ?? `errno ${errno}`;
+  return Object.assign(new Error(`${syscall} ${code}${detail}`), {
+    code,
+    errno: -errno,
+    syscall,
+  });
+}

@@ -26,9 +26,12 @@ export interface Libc {
   /** syscall(SYS_pidfd_open, pid, 0). */
   pidfdOpen(pid: number): number;
   fstat(fd: number, buffer: Uint8Array): number;
+  /** open() of a NUL-terminated path, without a mode: an fd, or -1. */
+  open(path: Uint8Array, flags: number): number;
   fstatfs(fd: number, buffer: Uint8Array): number;
   close(fd: number): number;
   getsockname(fd: number, address: Uint8Array, length: Uint32Array): number;
+  getpeername(fd: number, address: Uint8Array, length: Uint32Array): number;
   getsockopt(
     fd: number,
     level: number,
@@ -61,6 +64,8 @@ export interface Libc {
   getegid(): number;
   /** clock_gettime() into a struct timespec (two 64-bit words). */
   clockGettime(clock: number, timespec: BigInt64Array): number;
+  /** read() into `buffer`: the byte count, 0 at the end, or -1. */
+  read(fd: number, buffer: Uint8Array): number;
   /** pipe2() into two ints. */
   pipe2(fds: Int32Array, flags: number): number;
   /** poll(), run off the main thread so that waiting does not block it. */
@@ -193,6 +198,35 @@ const S_IFSOCK = 0o140000;
 // st_mode's offset in struct stat: x86-64 puts st_nlink (8 bytes) before it,
 // the generic layout of aarch64 puts it after.
 const ST_MODE_OFFSET = process.arch === "arm64" ? 16 : 24;
+
+// st_rdev's offset: after st_gid and a padding int on x86-64, right after
+// st_gid in aarch64's generic layout.
+const ST_RDEV_OFFSET = process.arch === "arm64" ? 32 : 40;
+
+/** What fstat() says of an fd: its file type and mode, and its identity. */
+export interface FdStat {
+  /** st_mode: the file type (S_IFMT bits) and permissions. */
+  readonly mode: number;
+  /** st_dev: the device holding the inode. */
+  readonly dev: bigint;
+  /** st_ino. */
+  readonly ino: bigint;
+  /** st_rdev: the device a character or block device file stands for. */
+  readonly rdev: bigint;
+}
+
+/** fstat(), or `undefined` when it fails (only EBADF for an int fd). */
+export function fstatFd(libc: Libc, fd: number): FdStat | undefined {
+  const stat = new Uint8Array(STAT_BUFFER_SIZE);
+  if (libc.fstat(fd, stat) < 0) return undefined;
+  const view = new DataView(stat.buffer);
+  return {
+    mode: view.getUint32(ST_MODE_OFFSET, true),
+    dev: view.getBigUint64(0, true),
+    ino: view.getBigUint64(ST_INO_OFFSET, true),
+    rdev: view.getBigUint64(ST_RDEV_OFFSET, true),
+  };
+}
 
 function getInt(libc: Libc, fd: number, name: number, size: number) {
   const value = new Uint8Array(size);

@@ -16,9 +16,12 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  // open() is variadic too: without O_CREAT, no mode follows.
+  open: { parameters: ["buffer", "i32"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getsockopt: {
     parameters: ["i32", "i32", "i32", "buffer", "buffer"],
     result: "i32",
@@ -38,6 +41,7 @@ const SYMBOLS = {
   getegid: { parameters: [], result: "u32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   // On a thread of its own, so that waiting does not block the event loop.
   poll: {
     parameters: ["buffer", "u64", "i32"],
@@ -89,9 +93,11 @@ const open = once((): Libc => {
     pidfdOpen: (pid) =>
       Number(symbols.syscall(BigInt(SYS_PIDFD_OPEN), BigInt(pid), 0n)),
     fstat: symbols.fstat,
+    open: symbols.open,
     fstatfs: symbols.fstatfs,
     close: symbols.close,
     getsockname: symbols.getsockname,
+    getpeername: symbols.getpeername,
     getsockopt: symbols.getsockopt,
     errno: () =>
       new Deno.UnsafePointerView(symbols.__errno_location()!).getInt32(),
@@ -125,6 +131,8 @@ const open = once((): Libc => {
     getegid: symbols.getegid,
     clockGettime: symbols.clock_gettime,
     pipe2: symbols.pipe2,
+    read: (fd, buffer) =>
+      Number(symbols.read(fd, buffer, BigInt(buffer.length))),
     pollAsync: (pollfds, count, timeoutMs) =>
       symbols.poll(pollfds, BigInt(count), timeoutMs),
   };

@@ -83,10 +83,15 @@ function load(): Libc {
   const fcntl = lib.func("int fcntl(int fd, int cmd, ...)");
   const syscall = lib.func("long syscall(long number, ...)");
   const fstat = lib.func("int fstat(int fd, _Out_ uint8_t *buf)");
+  // Variadic too: without O_CREAT, no mode follows.
+  const openCall = lib.func("int open(const uint8_t *path, int flags)");
   const fstatfs = lib.func("int fstatfs(int fd, _Out_ uint8_t *buf)");
   const close = lib.func("int close(int fd)");
   const getsockname = lib.func(
     "int getsockname(int fd, void *addr, void *len)",
+  );
+  const getpeername = lib.func(
+    "int getpeername(int fd, void *addr, void *len)",
   );
   const getsockopt = lib.func(
     "int getsockopt(int fd, int level, int name, void *value, void *len)",
@@ -129,6 +134,7 @@ function load(): Libc {
   const getegid = lib.func("uint32_t getegid()");
   const clockGettime = lib.func("int clock_gettime(int clock, void *ts)");
   const pipe2 = lib.func("int pipe2(void *fds, int flags)");
+  const read = lib.func("long read(int fd, void *buf, unsigned long count)");
   const poll = lib.func(
     "int poll(void *fds, unsigned long count, int timeout)",
   );
@@ -161,6 +167,7 @@ function load(): Libc {
     getegid: () => getegid() as number,
     clockGettime: (clock, timespec) => clockGettime(clock, timespec) as number,
     pipe2: (fds, flags) => pipe2(fds, flags) as number,
+    read: (fd, buffer) => Number(read(fd, buffer, buffer.length)),
     pollAsync: (pollfds, count, timeoutMs) =>
       new Promise((resolve, reject) =>
         poll.async(
@@ -174,10 +181,13 @@ function load(): Libc {
     pidfdOpen: (pid) =>
       Number(syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
     fstat: (fd, buffer) => fstat(fd, buffer) as number,
+    open: (path, flags) => openCall(path, flags) as number,
     fstatfs: (fd, buffer) => fstatfs(fd, buffer) as number,
     close: (fd) => close(fd) as number,
     getsockname: (fd, address, length) =>
       getsockname(fd, address, length) as number,
+    getpeername: (fd, address, length) =>
+      getpeername(fd, address, length) as number,
     getsockopt: (fd, level, name, value, length) =>
       getsockopt(fd, level, name, value, length) as number,
   };

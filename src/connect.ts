@@ -71,6 +71,11 @@ export async function connect(endpoint: Endpoint | string): Promise<Socket> {
       return await connected({ host: parsed.host, port: parsed.port }, where);
     case "unix":
       return await connected({ path: parsed.path }, where);
+    case "udp":
+      throw new ActivationError(
+        "INVALID_ENDPOINT",
+        `${where}: connect() makes stream connections, and udp:// names a datagram endpoint`,
+      );
     case "fd":
     case "fdname": {
       const { fd } = findPassedFd(parsed, uri, "connect to")!;

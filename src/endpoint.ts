@@ -1,5 +1,6 @@
 // Endpoint URIs as the connector the seed comes from writes them in its TOML
-// files (SPEC section 4): http://host[:port], unix:///path, fd://N, fd://name.
+// files (SPEC section 4): http://host[:port], unix:///path, fd://N, fd://name;
+// and udp://host:port for datagram sockets.
 
 import { isIPv4, isIPv6 } from "node:net";
 import { ActivationError } from "./errors.ts";
@@ -12,6 +13,16 @@ export interface HttpEndpoint {
   /** A name, an IPv4 address or an IPv6 address (without brackets). */
   readonly host: string;
   /** The port, 80 when the URI gives none. */
+  readonly port: number;
+}
+
+/** A UDP endpoint: `udp://host:port`, for `listenDatagram()`. */
+export interface UdpEndpoint {
+  /** The discriminant. */
+  readonly kind: "udp";
+  /** A name, an IPv4 address or an IPv6 address (without brackets). */
+  readonly host: string;
+  /** The port: a UDP URI always names it. */
   readonly port: number;
 }
 
@@ -42,6 +53,7 @@ export interface FdNameEndpoint {
 /** Where to listen or connect, as parsed from an endpoint URI. */
 export type Endpoint =
   | HttpEndpoint
+  | UdpEndpoint
   | UnixEndpoint
   | FdEndpoint
   | FdNameEndpoint;
@@ -121,6 +133,18 @@ function parseHttp(uri: string, authority: string, path: string): HttpEndpoint {
   return { kind: "http", host: host.toLowerCase(), port };
 }
 
+// udp://host:port: the host and port of an http URI, with no default port.
+function parseUdp(uri: string, authority: string, path: string): UdpEndpoint {
+  if (path !== "" && path !== "/") {
+    throw invalid(uri, "a udp endpoint has no path");
+  }
+  if (!/:[0-9]*$/.test(authority) || authority.endsWith("]")) {
+    throw invalid(uri, "a udp endpoint names its port: udp://host:port");
+  }
+  const { host, port } = parseHttp(uri, authority, "");
+  return { kind: "udp", host, port };
+}
+
 function parseUnix(uri: string, authority: string, path: string): UnixEndpoint {
   if (authority !== "") {
     throw invalid(
@@ -175,7 +199,9 @@ function parseFd(
 
 /**
  * Parses an endpoint URI: `http://host[:port]` (port 80 by default; an IPv6
- * host in brackets, `http://[::1]:8080`), `unix:///absolute/path`, `fd://3`
+ * host in brackets, `http://[::1]:8080`), `udp://host:port` (a datagram
+ * endpoint, for `listenDatagram()`; IPv6 in brackets too),
+ * `unix:///absolute/path`, `fd://3`
  * (a passed fd by number, 3 or more) or `fd://web` (a passed fd by its
  * `FileDescriptorName=`). Percent-encoding is decoded in unix paths and fd
  * names.
@@ -203,7 +229,10 @@ export function parseEndpoint(uri: string): Endpoint {
     uri,
   );
   if (match === null) {
-    throw invalid(uri, "expected scheme://…, with scheme http, unix or fd");
+    throw invalid(
+      uri,
+      "expected scheme://…, with scheme http, udp, unix or fd",
+    );
   }
   const [, scheme, authority, path, tail] = match as unknown as [
     string,
@@ -220,6 +249,8 @@ export function parseEndpoint(uri: string): Endpoint {
   switch (scheme.toLowerCase()) {
     case "http":
       return parseHttp(uri, authority, path);
+    case "udp":
+      return parseUdp(uri, authority, path);
     case "unix":
       return parseUnix(uri, authority, path);
     case "fd":
@@ -227,7 +258,9 @@ export function parseEndpoint(uri: string): Endpoint {
     default:
       throw invalid(
         uri,
-        `unknown scheme ${JSON.stringify(scheme)}, expected http, unix or fd`,
+        `unknown scheme ${
+          JSON.stringify(scheme)
+        }, expected http, udp, unix or fd`,
       );
   }
 }
@@ -259,6 +292,11 @@ export function formatEndpoint(endpoint: Endpoint): string {
         ? ""
         : `:${endpoint.port}`;
       uri = `http://${host.toLowerCase()}${port}`;
+      break;
+    }
+    case "udp": {
+      const host = isIPv6(endpoint.host) ? `[${endpoint.host}]` : endpoint.host;
+      uri = `udp://${host.toLowerCase()}:${endpoint.port}`;
       break;
     }
     case "unix":
@@ -294,6 +332,9 @@ function sameEndpoint(parsed: Endpoint, given: Endpoint): boolean {
   switch (parsed.kind) {
     case "http":
       return given.kind === "http" && parsed.port === given.port &&
+        parsed.host === given.host.toLowerCase();
+    case "udp":
+      return given.kind === "udp" && parsed.port === given.port &&
         parsed.host === given.host.toLowerCase();
     case "unix":
       return given.kind === "unix" && parsed.path === given.path;

@@ -8,12 +8,15 @@
  * - `NAME_NOT_FOUND`: the socket name asked for is not in `LISTEN_FDNAMES`.
  * - `CLOEXEC_FAILED`: a passed fd could not be made close-on-exec.
  * - `NOT_A_SOCKET`: an fd that should be a socket is closed or something else.
+ * - `STAT_FAILED`: an fd or path could not be examined (`isFifo()`,
+ *   `isSpecial()`, `readPassedFile()`): a closed fd (EBADF), a path that
+ *   cannot be reached (EACCES, ELOOP, …).
  * - `INVALID_ENDPOINT`: an endpoint URI that cannot be parsed or formatted.
  * - `FD_NOT_PASSED`: an `fd://N` endpoint names an fd that systemd did not
  *   pass.
  * - `UNSUITABLE_SOCKET`: a passed socket is not of the kind asked for (a
- *   datagram socket, or one that is not listening, where a listening stream
- *   socket is needed).
+ *   datagram socket where a stream socket is needed, one neither listening
+ *   nor connected, a socket where a FIFO is needed).
  * - `PATH_NOT_SOCKET`: a unix socket path holds a file, a folder or a
  *   symlink, left untouched.
  * - `ADDRESS_IN_USE`: a server already listens on that address.
@@ -37,7 +40,8 @@
  *   `--allow-env`).
  * - `UNSUPPORTED`: a feature asked for that this socket or runtime cannot
  *   give (the per-uid request limit of `serve()` on a socket that is not a
- *   unix socket).
+ *   unix socket; a kind of socket neither runtime can use, such as
+ *   SOCK_SEQPACKET or netlink, named in the message).
  */
 export type ActivationErrorCode =
   | "INVALID_LISTEN_PID"
@@ -48,6 +52,7 @@ export type ActivationErrorCode =
   | "NAME_NOT_FOUND"
   | "CLOEXEC_FAILED"
   | "NOT_A_SOCKET"
+  | "STAT_FAILED"
   | "INVALID_ENDPOINT"
   | "FD_NOT_PASSED"
   | "UNSUITABLE_SOCKET"

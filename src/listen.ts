@@ -1,7 +1,7 @@
 // A listening server on an endpoint, with the seed's precedence (SPEC
 // section 4): a socket systemd passed first, else the endpoint bound here.
 
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, Socket } from "node:net";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 import { getSystemdSocket } from "./get_systemd_socket.ts";
@@ -126,14 +126,26 @@ export function findPassedFd(
   return found;
 }
 
+// Address families a socket unit can pass besides unix and IP (ListenNetlink=,
+// vsock and AF_PACKET addresses of ListenStream=/ListenDatagram=).
+const FAMILY_NAMES: Readonly<Record<number, string>> = {
+  16: "netlink",
+  17: "packet",
+  40: "vsock",
+};
+
 /** Describes a socket for an error: `a dgram ipv4 socket on 127.0.0.1:53`. */
 export function describeSocket(info: SocketInfo): string {
   const address = info.address;
   const family = address.family === "other"
-    ? `family ${address.familyNumber}`
+    ? FAMILY_NAMES[address.familyNumber] ?? `family ${address.familyNumber}`
     : address.family;
-  const state = info.type === "stream"
-    ? info.listening ? "listening " : "non-listening "
+  const state = info.type === "stream" || info.type === "seqpacket"
+    ? info.listening
+      ? "listening "
+      : info.peer === undefined
+      ? "unconnected "
+      : "connected "
     : "";
   const where = address.family === "unix"
     ? address.path === "" ? " (unnamed)" : ` at ${address.path}`
@@ -142,7 +154,46 @@ export function describeSocket(info: SocketInfo): string {
     : address.family === "ipv6"
     ? ` on [${address.host}]:${address.port}`
     : ` on ${address.host}:${address.port}`;
-  return `a ${state}${info.type} ${family} socket${where}`;
+  const kind = `${state}${info.type} ${family} socket${where}`;
+  return `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}`;
+}
+
+/**
+ * @internal Why neither runtime can use the socket `info` describes, or
+ * `undefined` when one of them can: node:net and node:dgram know stream and
+ * datagram sockets of the unix and IP families only.
+ */
+export function unsupportedReason(info: SocketInfo): string | undefined {
+  const address = info.address;
+  if (address.family === "other") {
+    const name = FAMILY_NAMES[address.familyNumber];
+    return `neither Deno nor Node can use ${
+      name === undefined
+        ? `sockets of address family ${address.familyNumber}`
+        : `${name} sockets`
+    }`;
+  }
+  if (info.type === "seqpacket") {
+    return "neither Deno nor Node can use SOCK_SEQPACKET sockets (ListenSequentialPacket=)";
+  }
+  if (info.type === "other") {
+    return "neither Deno nor Node can use sockets of this type (neither stream nor datagram)";
+  }
+  return undefined;
+}
+
+/**
+ * @internal Throws UNSUPPORTED for a socket neither runtime can use, naming
+ * its kind.
+ */
+export function checkSupported(info: SocketInfo, where: string): void {
+  const reason = unsupportedReason(info);
+  if (reason !== undefined) {
+    throw new ActivationError(
+      "UNSUPPORTED",
+      `${where}: fd ${info.fd} is ${describeSocket(info)}, and ${reason}`,
+    );
+  }
 }
 
 /** @internal socketInfo(), with the fd's context in the error message. */
@@ -164,24 +215,85 @@ export function inspectPassedFd(fd: number, where: string): SocketInfo {
   }
 }
 
-function checkListening(fd: number, where: string): SocketInfo {
+// A listening stream socket (Accept=no), or the connection an Accept=yes
+// unit passes: a stream socket that is connected.
+function checkServable(fd: number, where: string): SocketInfo {
   const info = inspectPassedFd(fd, where);
-  const family = info.address.family;
-  if (
-    info.type !== "stream" || !info.listening ||
-    (family !== "unix" && family !== "ipv4" && family !== "ipv6")
-  ) {
+  checkSupported(info, where);
+  if (info.type === "dgram") {
     throw new ActivationError(
       "UNSUITABLE_SOCKET",
       `${where}: fd ${fd} is ${
         describeSocket(info)
-      }, not a listening stream socket (unix, IPv4 or IPv6)`,
+      }, not a stream socket; listenDatagram() serves datagram sockets`,
+    );
+  }
+  if (!info.listening && info.peer === undefined) {
+    throw new ActivationError(
+      "UNSUITABLE_SOCKET",
+      `${where}: fd ${fd} is ${
+        describeSocket(info)
+      }, neither listening nor connected`,
     );
   }
   return info;
 }
 
-function normalise(endpoint: Endpoint | string): [Endpoint, string] {
+/**
+ * Makes `server` serve the one connection an `Accept=yes` unit passed, as if
+ * it had accepted it: it emits "listening", then "connection" once someone
+ * listens for connections, and closes once the connection closes.
+ */
+function serveConnection(server: Server, fd: number, where: string): void {
+  let socket: Socket;
+  try {
+    socket = new Socket({
+      fd,
+      readable: true,
+      writable: true,
+      // As the server would make an accepted socket (true for node:http).
+      allowHalfOpen:
+        (server as { allowHalfOpen?: unknown }).allowHalfOpen === true,
+    });
+  } catch (error) {
+    throw systemError(
+      "LISTEN_FAILED",
+      `${where}: cannot serve on fd ${fd}`,
+      error,
+    );
+  }
+  let closed = false;
+  server.once("close", () => closed = true);
+  // node:http closes a keep-alive connection after each response when its
+  // server is not listening (Deno 2.9, as newer Node): this server listens,
+  // on its one connection, until it closes. It has no listening handle of
+  // its own, so the getter is this instance's.
+  Object.defineProperty(server, "listening", {
+    configurable: true,
+    get: () => !closed,
+  });
+  socket.once("close", () => {
+    if (!closed) server.close();
+  });
+  function deliver(): void {
+    if (closed) socket.destroy();
+    else server.emit("connection", socket);
+  }
+  // After the caller's `await`, and not before anyone listens: a listening
+  // socket would keep a connection in its backlog until then.
+  setImmediate(() => {
+    if (server.listenerCount("connection") > 0) return deliver();
+    server.on("newListener", function wait(event: string | symbol): void {
+      if (event !== "connection") return;
+      server.off("newListener", wait);
+      setImmediate(deliver);
+    });
+  });
+  server.emit("listening");
+}
+
+/** @internal An endpoint and its URI, from either. */
+export function normalise(endpoint: Endpoint | string): [Endpoint, string] {
   if (typeof endpoint === "string") {
     return [parseEndpoint(endpoint), endpoint];
   }
@@ -211,6 +323,12 @@ export async function listenOn<S extends Server>(
   const [requested, uri] = normalise(endpoint);
   const mode = checkOptions(options);
   const where = `Cannot listen on ${uri}`;
+  if (requested.kind === "udp") {
+    throw new ActivationError(
+      "INVALID_ENDPOINT",
+      `${where}: udp:// names a datagram endpoint; listenDatagram() serves it`,
+    );
+  }
 
   let passed: ListenFd | undefined;
   try {
@@ -221,20 +339,24 @@ export async function listenOn<S extends Server>(
     if (options.unsetEnv) unsetListenEnv();
   }
   if (passed !== undefined) {
-    const info = checkListening(
+    const info = checkServable(
       passed.fd,
       requested.kind === "fd" || requested.kind === "fdname"
         ? where
         : `${where} through the socket systemd passed`,
     );
-    try {
-      await listenServer(server, { fd: passed.fd });
-    } catch (error) {
-      throw systemError(
-        "LISTEN_FAILED",
-        `${where}: cannot serve on fd ${passed.fd}`,
-        error,
-      );
+    if (!info.listening) {
+      serveConnection(server, passed.fd, where);
+    } else {
+      try {
+        await listenServer(server, { fd: passed.fd });
+      } catch (error) {
+        throw systemError(
+          "LISTEN_FAILED",
+          `${where}: cannot serve on fd ${passed.fd}`,
+          error,
+        );
+      }
     }
     return {
       source: "systemd",
@@ -301,7 +423,10 @@ export async function listenOn<S extends Server>(
   };
 }
 
-function pickSystemdSocket(name: string | undefined): ListenFd | undefined {
+/** @internal The passed fd getSystemdSocket(name) picks, with its name. */
+export function pickSystemdSocket(
+  name: string | undefined,
+): ListenFd | undefined {
   const fd = getSystemdSocket(name);
   if (fd === undefined) return undefined;
   const passed = listenFds().find((candidate) => candidate.fd === fd);
@@ -315,12 +440,23 @@ function pickSystemdSocket(name: string | undefined): ListenFd | undefined {
  *   anything else is an error;
  * - for `http://` and `unix://`, a passed socket is used when
  *   {@linkcode getSystemdSocket} picks one (`options.name` among several);
- * - a passed fd must be a listening stream socket (unix, IPv4 or IPv6),
- *   checked with {@linkcode socketInfo};
+ * - a passed fd must be a stream socket (unix, IPv4 or IPv6), checked with
+ *   {@linkcode socketInfo}: a listening one (`Accept=no`, the default), or
+ *   the connection of an `Accept=yes` unit (see below);
  * - otherwise `http://host:port` binds TCP (unless `unixOnly`), and
  *   `unix:///path` binds the path: a stale socket there is removed, a live
  *   one or anything else (file, folder, symlink) is an error and left
  *   untouched; the socket gets `mode` (0660) before it appears at the path.
+ *
+ * With `Accept=yes`, systemd accepts each connection and starts one service
+ * instance per connection (`web@.service`), with the connected socket as
+ * fd 3. The server then serves that one connection as if it had accepted
+ * it: it emits "connection" with it once (after the `await`, and only once
+ * a "connection" listener is added), has no address (`address()` is
+ * `null`), and closes by itself once the connection closes, so that the
+ * process can exit. `MaxConnections=` in the socket unit bounds the
+ * instances. Datagram sockets are {@linkcode listenDatagram}'s; FIFOs and
+ * special files {@linkcode readPassedFile}'s.
  *
  * Closing the server removes the socket path bound here (if it is still that
  * socket), never the path of a passed socket. `server.address()` of a bound
@@ -333,14 +469,18 @@ function pickSystemdSocket(name: string | undefined): ListenFd | undefined {
  * @param endpoint The endpoint or its URI.
  * @param options The socket name to prefer, the unix socket mode and the
  * rules for binding.
- * @returns The listening server, once it listens.
+ * @returns The listening server, once it listens (or, for an `Accept=yes`
+ * connection, once it serves it).
  * @throws {ActivationError} `FD_NOT_PASSED` or `NAME_NOT_FOUND` for an
  * `fd://` endpoint systemd did not pass; `NOT_A_SOCKET` or
- * `UNSUITABLE_SOCKET` for a passed fd that is not a listening stream socket;
+ * `UNSUITABLE_SOCKET` for a passed fd that is not a stream socket, or is
+ * neither listening nor connected; `UNSUPPORTED` for a socket neither
+ * runtime can use (SOCK_SEQPACKET, netlink, vsock), naming it;
  * `PATH_NOT_SOCKET` for a file, folder or symlink at a unix path;
  * `ADDRESS_IN_USE` when another server listens there; `TCP_NOT_ALLOWED`
  * under `unixOnly`; `LISTEN_FAILED` for other system errors;
- * `INVALID_ENDPOINT` for a bad URI; the errors of {@linkcode listenFds}.
+ * `INVALID_ENDPOINT` for a bad URI or a `udp://` one; the errors of
+ * {@linkcode listenFds}.
  * @throws {RangeError} For a mode outside 0 to 0o777.
  *
  * @tags allow-env, allow-ffi, allow-net, allow-read, allow-write

@@ -322,15 +322,18 @@ export async function serve(
 
   let finish: () => void;
   const finished = new Promise<void>((resolve) => finish = resolve);
+  // On shutdown(), or by itself once the one connection of an Accept=yes
+  // unit ends (listenOn()).
+  server.once("close", () => {
+    // The listener and every connection are closed; a handler may still
+    // run when its client went away.
+    void Promise.allSettled([...handlers]).then(() => finish());
+  });
   function shutdown(): Promise<void> {
     if (closing) return finished;
     closing = true;
     options.signal?.removeEventListener("abort", shutdown);
-    server.close(() => {
-      // The listener and every connection are closed; a handler may still
-      // run when its client went away.
-      void Promise.allSettled([...handlers]).then(() => finish());
-    });
+    server.close();
     for (const [socket, connection] of connections) {
       if (connection.active === 0) socket.destroy();
     }

@@ -43,6 +43,12 @@ export interface SocketInfo {
   readonly listening: boolean;
   /** The local address. */
   readonly address: SocketAddress;
+  /**
+   * The peer's address (getpeername()), for a connected socket only: the
+   * connection an `Accept=yes` unit passes, or a socket pair (an unnamed
+   * unix address). Absent for a listening or unconnected socket.
+   */
+  readonly peer?: SocketAddress;
 }
 
 const SOCKET_TYPES: Readonly<Record<number, SocketInfo["type"]>> = {
@@ -57,6 +63,7 @@ const AF_INET6 = 10;
 
 // What fstat()'s file type says an fd is, for the error message.
 const FILE_TYPES: Readonly<Record<number, string>> = {
+  0o140000: "a socket",
   0o010000: "a FIFO or pipe",
   0o020000: "a character device",
   0o040000: "a directory",
@@ -100,7 +107,8 @@ function formatIpv6(bytes: Uint8Array): string {
   }`;
 }
 
-function parseAddress(address: Uint8Array): SocketAddress {
+/** @internal A sockaddr, cut to its length, as a {@linkcode SocketAddress}. */
+export function parseAddress(address: Uint8Array): SocketAddress {
   if (address.length < 2) return { family: "other", familyNumber: 0 };
   const view = new DataView(address.buffer, address.byteOffset);
   const family = view.getUint16(0, true);
@@ -122,18 +130,29 @@ function parseAddress(address: Uint8Array): SocketAddress {
   return { family: "other", familyNumber: family };
 }
 
-/** @internal Interprets what the kernel said of `fd`. */
-export function interpretFdInfo(fd: number, raw: RawFdInfo): SocketInfo {
+/** @internal What a file of fstat() mode `mode` is: `a FIFO or pipe`, … */
+export function describeFileType(mode: number): string {
+  return FILE_TYPES[mode & 0o170000] ?? "a file of an unknown type";
+}
+
+/**
+ * @internal Interprets what the kernel said of `fd`; `peer` is the sockaddr
+ * getpeername() gave, if it succeeded.
+ */
+export function interpretFdInfo(
+  fd: number,
+  raw: RawFdInfo,
+  peer?: Uint8Array,
+): SocketInfo {
   if (!raw.open) {
     throw new ActivationError("NOT_A_SOCKET", `Fd ${fd} is not open`, {
       errno: EBADF,
     });
   }
   if (!raw.socket) {
-    const what = FILE_TYPES[raw.mode & 0o170000] ?? "not a socket";
     throw new ActivationError(
       "NOT_A_SOCKET",
-      `Fd ${fd} is not a socket: it is ${what}`,
+      `Fd ${fd} is not a socket: it is ${describeFileType(raw.mode)}`,
       { errno: ENOTSOCK },
     );
   }
@@ -142,19 +161,32 @@ export function interpretFdInfo(fd: number, raw: RawFdInfo): SocketInfo {
     type: SOCKET_TYPES[raw.type] ?? "other",
     listening: raw.listening,
     address: parseAddress(raw.address),
+    ...(peer === undefined ? {} : { peer: parseAddress(peer) }),
   };
 }
 
+// getpeername(): the peer of a connected socket, undefined otherwise
+// (ENOTCONN).
+function readPeer(fd: number): Uint8Array | undefined {
+  const libc = sys.libc();
+  const address = new Uint8Array(128);
+  const length = new Uint32Array([address.length]);
+  if (libc.getpeername(fd, address, length) < 0) return undefined;
+  return address.slice(0, Math.min(length[0]!, address.length));
+}
+
 /**
- * Tells what a socket fd is: its type, whether it is listening, and its
- * local address (family, path or host and port) — what libsystemd's
- * `sd_is_socket()`, `sd_is_socket_inet()` and `sd_is_socket_unix()` ask,
- * in one call. Use it to check an fd before serving on it.
+ * Tells what a socket fd is: its type, whether it is listening, its local
+ * address (family, path or host and port) and, for a connected socket, its
+ * peer's — what libsystemd's `sd_is_socket()`, `sd_is_socket_inet()` and
+ * `sd_is_socket_unix()` ask, in one call. Use it to check an fd before
+ * serving on it: a listening socket (`Accept=no`), a connection
+ * (`Accept=yes`: not listening, with a `peer`), or a datagram socket.
  *
  * Needs `--allow-ffi` on Deno; on Node it loads koffi.
  *
  * @param fd The fd, for example one returned by {@linkcode listenFds}.
- * @returns The socket's type, listening state and address.
+ * @returns The socket's type, listening state, address and peer.
  * @throws {ActivationError} `NOT_A_SOCKET` when the fd is not open (errno
  * EBADF) or not a socket (errno ENOTSOCK; the message says what it is), and
  * `FFI_UNAVAILABLE` without the system calls.
@@ -175,5 +207,10 @@ export function socketInfo(fd: number): SocketInfo {
   if (!Number.isInteger(fd) || fd < 0) {
     throw new RangeError(`An fd is a non-negative integer, not ${fd}`);
   }
-  return interpretFdInfo(fd, readFdInfo(sys.libc(), fd));
+  const raw = readFdInfo(sys.libc(), fd);
+  return interpretFdInfo(
+    fd,
+    raw,
+    raw.open && raw.socket && !raw.listening ? readPeer(fd) : undefined,
+  );
 }

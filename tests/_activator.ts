@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { type IncomingHttpHeaders, request } from "node:http";
+import { type Agent, type IncomingHttpHeaders, request } from "node:http";
 import { createServer } from "node:net";
 import process from "node:process";
 import { lineReader } from "./_launch.ts";
@@ -60,6 +60,10 @@ export interface ActivateOptions {
   env?: Readonly<Record<string, string>> | undefined;
   /** `--accept`: one child per connection, on the connected socket. */
   accept?: boolean | undefined;
+  /** `--inetd`: the connection on stdin and stdout, no LISTEN_* variables. */
+  inetd?: boolean | undefined;
+  /** The socket type: `--datagram` or `--seqpacket` (stream by default). */
+  type?: "datagram" | "seqpacket" | undefined;
   /** The working folder (this process's by default). */
   cwd?: string | undefined;
 }
@@ -89,6 +93,8 @@ export async function activate(
 ): Promise<Activated> {
   const args: string[] = [];
   if (options.accept) args.push("--accept");
+  if (options.type !== undefined) args.push(`--${options.type}`);
+  if (options.inetd) args.push("--inetd");
   for (const address of options.listen) args.push("-l", address);
   if (options.names) args.push(`--fdname=${options.names.join(":")}`);
   // systemd-socket-activate keeps only TERM, PATH, USER and HOME.
@@ -157,6 +163,31 @@ export async function stop(
     running.child.kill(signal);
   }
   await running.exited;
+}
+
+/**
+ * Resolves with the exit code of an instance systemd-socket-activate
+ * --accept started, from its "Child PID died with code N" line on stderr
+ * (the instances are its children, not this process's).
+ */
+export function instanceExit(
+  activated: Activated,
+  pid: number,
+): Promise<number> {
+  const pattern = new RegExp(`^Child ${pid} died with code (\\d+)$`, "m");
+  return within(
+    new Promise((resolve) => {
+      const check = () => {
+        const match = pattern.exec(activated.stderr());
+        if (match === null) return;
+        activated.child.stderr!.off("data", check);
+        resolve(Number(match[1]));
+      };
+      activated.child.stderr!.on("data", check);
+      check();
+    }),
+    `the exit of instance ${pid}:\n${activated.stderr()}`,
+  );
 }
 
 /** A program started by hand, its output kept for failure messages. */
@@ -237,11 +268,15 @@ export interface Answer {
   body: string;
 }
 
-/** GET `path` on `target` over a fresh connection (no agent). */
+/**
+ * GET `path` on `target` over a fresh connection, or through `agent` (to
+ * keep the connection alive).
+ */
 export function httpGet(
   target: Target,
   path: string,
   headers: Readonly<Record<string, string>> = {},
+  agent: Agent | false = false,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const outgoing = request(
@@ -250,7 +285,7 @@ export function httpGet(
           ? { host: "127.0.0.1", port: target.port }
           : { socketPath: target.socketPath }),
         path,
-        agent: false,
+        agent,
         headers,
       },
       (response) => {

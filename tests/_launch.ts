@@ -19,6 +19,22 @@ for kind in spec["fds"]:
         made.append(r)
         info.append({"kind": kind})
         continue
+    if kind["type"] == "mqueue":
+        # As ListenMessageQueue= opens one; unlinked at once, the fd stays.
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        name = ("/" + kind["name"]).encode()
+        made.append(libc.mq_open(name, os.O_CREAT | os.O_RDWR, 0o600, None))
+        libc.mq_unlink(name)
+        info.append({"kind": "mqueue"})
+        continue
+    if kind["type"] in ("fifo", "file"):
+        # As ListenFIFO= (read-write) and ListenSpecial= (read-only) open
+        # them: non-blocking, no controlling tty.
+        mode = os.O_RDWR if kind["type"] == "fifo" else os.O_RDONLY
+        made.append(os.open(kind["path"], mode | os.O_NONBLOCK | os.O_NOCTTY))
+        info.append({"kind": kind["type"], "path": kind["path"]})
+        continue
     if kind["type"] in ("tcp", "udp"):
         host = kind.get("host", "127.0.0.1")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -68,12 +84,16 @@ export const PYTHON = existsSync("/usr/bin/python3")
 /**
  * A passed fd to make: a pipe's read end, or a socket, listening unless it
  * is UDP or `listen` is false. TCP and UDP bind port 0 of `host`
- * (127.0.0.1 by default; an IPv6 address makes an IPv6 socket).
+ * (127.0.0.1 by default; an IPv6 address makes an IPv6 socket). `fifo` and
+ * `file` open an existing FIFO or file as ListenFIFO= and ListenSpecial= do;
+ * `mqueue` makes a POSIX message queue, as ListenMessageQueue= does.
  */
 export type LaunchFd =
   | "pipe"
   | { type: "tcp" | "udp"; host?: string; listen?: boolean }
-  | { type: "unix"; path: string; listen?: boolean };
+  | { type: "unix"; path: string; listen?: boolean }
+  | { type: "fifo" | "file"; path: string }
+  | { type: "mqueue"; name: string };
 
 /** What to start and with what. */
 export interface LaunchSpec {
@@ -91,7 +111,7 @@ export interface LaunchSpec {
 
 /** What the launcher made, in fd order. */
 export interface LaunchedFd {
-  kind: "pipe" | "tcp" | "udp" | "unix";
+  kind: "pipe" | "tcp" | "udp" | "unix" | "fifo" | "file" | "mqueue";
   port?: number;
   path?: string;
 }

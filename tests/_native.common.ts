@@ -46,6 +46,12 @@ export interface Native {
   ): number;
   /** The real sd_watchdog_enabled(unset, &usec). */
   sdWatchdogEnabled(unset: boolean): SdWatchdogResult;
+  /** open(path, flags): a real fd, or the negative errno. */
+  open(path: string, flags: number): number;
+  /** The real sd_is_fifo(fd, path): 1, 0, or a negative errno. */
+  sdIsFifo(fd: number, path: string | undefined): number;
+  /** The real sd_is_special(fd, path): 1, 0, or a negative errno. */
+  sdIsSpecial(fd: number, path: string | undefined): number;
 }
 
 /** `text` as a NUL-terminated UTF-8 C string. */

@@ -11,6 +11,7 @@ import {
 const LIBC = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
   free: { parameters: ["pointer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -23,6 +24,8 @@ const LIBSYSTEMD = {
     result: "i32",
   },
   sd_watchdog_enabled: { parameters: ["i32", "buffer"], result: "i32" },
+  sd_is_fifo: { parameters: ["i32", "buffer"], result: "i32" },
+  sd_is_special: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 
 let libc: Deno.DynamicLibrary<typeof LIBC>["symbols"] | undefined;
@@ -109,6 +112,16 @@ function sdWatchdogEnabled(unset: boolean): SdWatchdogResult {
   return { result, usec: result > 0 ? out[0] : undefined };
 }
 
+function open(path: string, flags: number): number {
+  const fd = c().open(cString(path), flags);
+  return fd < 0 ? -errno() : fd;
+}
+
+// A NULL path when there is none, as a C caller would pass.
+function optionalPath(path: string | undefined): Uint8Array | null {
+  return path === undefined ? null : cString(path);
+}
+
 /** The test-only system calls, for Deno. */
 export const native: Native = {
   fcntl,
@@ -118,4 +131,7 @@ export const native: Native = {
   sdNotify,
   sdPidNotifyWithFds,
   sdWatchdogEnabled,
+  open,
+  sdIsFifo: (fd, path) => lib().sd_is_fifo(fd, optionalPath(path)),
+  sdIsSpecial: (fd, path) => lib().sd_is_special(fd, optionalPath(path)),
 };

@@ -22,12 +22,15 @@ const libc = koffi.load("libc.so.6");
 const fcntlCall = libc.func("int fcntl(int fd, int cmd, ...)");
 const free = libc.func("void free(void *ptr)");
 const closeCall = libc.func("int close(int fd)");
+const openCall = libc.func("int open(const uint8_t *path, int flags)");
 
 interface Libsystemd {
   listen: KoffiFunction;
   notify: KoffiFunction;
   pidNotifyWithFds: KoffiFunction;
   watchdogEnabled: KoffiFunction;
+  isFifo: KoffiFunction;
+  isSpecial: KoffiFunction;
 }
 
 let libsystemd: Libsystemd | null | undefined;
@@ -48,6 +51,8 @@ function load(): Libsystemd | null {
         watchdogEnabled: lib.func(
           "int sd_watchdog_enabled(int unset, _Out_ uint64_t *usec)",
         ),
+        isFifo: lib.func("int sd_is_fifo(int fd, const uint8_t *path)"),
+        isSpecial: lib.func("int sd_is_special(int fd, const uint8_t *path)"),
       };
     } catch {
       libsystemd = null;
@@ -114,6 +119,16 @@ function sdWatchdogEnabled(unset: boolean): SdWatchdogResult {
   return { result, usec: result > 0 ? out[0] : undefined };
 }
 
+function open(path: string, flags: number): number {
+  const fd = openCall(cString(path), flags) as number;
+  return fd < 0 ? -koffi.errno() : fd;
+}
+
+// A NULL path when there is none, as a C caller would pass.
+function optionalPath(path: string | undefined): Uint8Array | null {
+  return path === undefined ? null : cString(path);
+}
+
 /** The test-only system calls, for Node. */
 export const native: Native = {
   fcntl,
@@ -123,4 +138,8 @@ export const native: Native = {
   sdNotify,
   sdPidNotifyWithFds,
   sdWatchdogEnabled,
+  open,
+  sdIsFifo: (fd, path) => systemd().isFifo(fd, optionalPath(path)) as number,
+  sdIsSpecial: (fd, path) =>
+    systemd().isSpecial(fd, optionalPath(path)) as number,
 };

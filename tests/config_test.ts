@@ -211,7 +211,7 @@ const ERRORS: [string, string, string][] = [
   [
     "a bad URI",
     '[listen]\nweb = "ftp://127.0.0.1"\n',
-    'Invalid config: listen.web (line 2): Invalid endpoint "ftp://127.0.0.1": unknown scheme "ftp", expected http, unix or fd',
+    'Invalid config: listen.web (line 2): Invalid endpoint "ftp://127.0.0.1": unknown scheme "ftp", expected http, udp, unix or fd',
   ],
   [
     "a bad URI in a table",

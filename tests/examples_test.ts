@@ -21,10 +21,12 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { Agent } from "node:http";
 import {
   activate,
   freePort,
   httpGet,
+  instanceExit,
   start,
   stop,
   type Target,
@@ -278,6 +280,56 @@ test("the example service binds the unix socket of its config with its mode when
       // The socket it bound goes with it.
       await assert.rejects(stat(socketPath), { code: "ENOENT" });
     } finally {
+      await stop(running);
+    }
+  });
+});
+
+test("the example service run per connection (examples/accept, Accept=yes) answers keep-alive requests on its connection, then exits", async () => {
+  await withExample(async (example, dir) => {
+    const config = await writeConfig(dir, `"http://127.0.0.1:9"`);
+    const port = await freePort();
+    // systemd-socket-activate --accept passes no names; systemd passes
+    // LISTEN_FDNAMES=connection. Either way the one passed fd is served.
+    const running = await activate(
+      example.argv(config, [
+        "--allow-env",
+        "--allow-ffi",
+        `--allow-read=${config}`,
+      ]),
+      { listen: [`127.0.0.1:${port}`], accept: true, cwd: example.cwd },
+    );
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const served = [];
+      for (const path of ["/one", "/two"]) {
+        const answer = await within(
+          httpGet({ port }, path, {}, agent),
+          `GET ${path}`,
+        );
+        assert.equal(answer.status, 200, answer.body);
+        served.push(JSON.parse(answer.body) as Served);
+      }
+      const pid = served[0]!.pid;
+      assert.deepEqual(
+        served.map((answer) => ({ ...answer, pid: 0 })),
+        ["/one", "/two"].map((path) => ({
+          runtime,
+          pid: 0,
+          mode: "activated",
+          fd: 3,
+          name: "unknown",
+          endpoint: "fd://3",
+          path,
+        })),
+      );
+      // Both on the one connection, so by the one instance.
+      assert.equal(served[1]!.pid, pid);
+      const exit = instanceExit(running, pid);
+      agent.destroy();
+      assert.equal(await exit, 0, running.stderr());
+    } finally {
+      agent.destroy();
       await stop(running);
     }
   });

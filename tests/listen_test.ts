@@ -351,7 +351,7 @@ test("listen() refuses a passed UDP socket with UNSUITABLE_SOCKET describing it"
     "UNSUITABLE_SOCKET",
     `Cannot listen on fd://3: fd 3 is a dgram ipv4 socket on 127.0.0.1:${
       echo.fds[0]!.port
-    }, not a listening stream socket (unix, IPv4 or IPv6)`,
+    }, not a stream socket; listenDatagram() serves datagram sockets`,
   );
 });
 
@@ -367,7 +367,7 @@ test("listen() refuses a passed unix socket that is not listening, also when pre
   assertError(
     echo,
     "UNSUITABLE_SOCKET",
-    `Cannot listen on unix://${configured} through the socket systemd passed: fd 3 is a non-listening stream unix socket at ${path}, not a listening stream socket (unix, IPv4 or IPv6)`,
+    `Cannot listen on unix://${configured} through the socket systemd passed: fd 3 is an unconnected stream unix socket at ${path}, neither listening nor connected`,
   );
   assert.equal(existsSync(configured), false);
 });

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { test } from "node:test";
+import { activate, freePort, stop, within } from "./_activator.ts";
 import { launch, type LaunchFd } from "./_launch.ts";
 import { fixtureCommand } from "./_runtime.ts";
 
@@ -114,4 +116,37 @@ test("socketInfo() fails with NOT_A_SOCKET and EBADF for a closed fd", async () 
   assert.deepEqual(results[0], {
     error: { code: "NOT_A_SOCKET", errno: 9, message: "Fd 999 is not open" },
   });
+});
+
+test("socketInfo() gives the peer of the connection systemd-socket-activate --accept passed", async () => {
+  const port = await freePort();
+  const activated = await activate([...fixtureCommand("socket_info"), "3"], {
+    listen: [`127.0.0.1:${port}`],
+    accept: true,
+  });
+  try {
+    const client = connect({ host: "127.0.0.1", port });
+    const clientPort = await within(
+      new Promise<number>((resolve, reject) => {
+        client.once("connect", () => resolve(client.localPort!));
+        client.once("error", reject);
+      }),
+      "the connection",
+    );
+    const [result] = JSON.parse(
+      await within(activated.nextLine(), "the fixture's line"),
+    ) as Result[];
+    client.destroy();
+    assert.deepEqual(result, {
+      info: {
+        fd: 3,
+        type: "stream",
+        listening: false,
+        address: { family: "ipv4", host: "127.0.0.1", port },
+        peer: { family: "ipv4", host: "127.0.0.1", port: clientPort },
+      },
+    });
+  } finally {
+    await stop(activated);
+  }
 });

@@ -25,7 +25,7 @@ import {
 } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { after, test } from "node:test";
 import { within } from "./_activator.ts";
@@ -48,17 +48,22 @@ const root = mkdtempSync(join(tmpdir(), "listen-bind-test-"));
 chmodSync(root, 0o755);
 after(() => rmSync(root, { recursive: true, force: true }));
 let folders = 0;
-/** A fresh empty folder for one test, `length` bytes long if asked. */
-function folder(length?: number): string {
-  let path = join(root, String(folders++));
-  if (length !== undefined) path += "-".repeat(length - path.length);
+/** A fresh empty folder for one test. */
+function folder(): string {
+  const path = join(root, String(folders++));
   mkdirSync(path);
   return path;
 }
 
-/** A socket path of exactly `bytes` bytes, in a folder of its own. */
+/**
+ * A socket path of exactly `bytes` bytes, in a folder of its own, itself
+ * alone in a fresh folder (to see that nothing is made outside it).
+ */
 function pathOfLength(bytes: number, name = "app.sock"): string {
-  const path = join(folder(bytes - name.length - 1), name);
+  const outer = folder();
+  const dir = join(outer, "d".repeat(bytes - outer.length - name.length - 2));
+  mkdirSync(dir);
+  const path = join(dir, name);
   assert.equal(Buffer.byteLength(path), bytes);
   return path;
 }
@@ -221,13 +226,14 @@ test("listen() binds socket paths up to 107 bytes, also where .NAME-XXXXXX/s bes
   // in sun_path and is bound through /proc/self/fd.
   for (const bytes of [97, 98, 106, 107]) {
     const path = pathOfLength(bytes);
-    const dir = join(path, "..");
+    const dir = dirname(path);
     const server = echo(await listen(`unix://${path}`, { mode: 0o600 }));
     try {
       const stats = lstatSync(path);
       assert.ok(stats.isSocket());
       assert.equal(stats.mode & 0o7777, 0o600, `${bytes} bytes`);
       assert.deepEqual(entries(dir), ["app.sock"], `${bytes} bytes`);
+      assert.deepEqual(entries(dirname(dir)), [basename(dir)]);
       assert.equal(await ping(path), "here ping");
     } finally {
       await close(server);
@@ -241,7 +247,10 @@ test("listen() of a 107-byte path with a one-byte name binds, and a 108-byte pat
   const server = await listen(`unix://${path}`);
   try {
     assert.equal(lstatSync(path).mode & 0o7777, 0o660);
-    assert.deepEqual(entries(join(path, "..")), ["a"]);
+    assert.deepEqual(entries(dirname(path)), ["a"]);
+    assert.deepEqual(entries(dirname(dirname(path))), [
+      basename(dirname(path)),
+    ]);
   } finally {
     await close(server);
   }
@@ -420,7 +429,7 @@ for (
 ) {
   test(`listen() removes what a process killed inside the bind left (${left})`, async () => {
     for (const path of [join(folder(), "app.sock"), pathOfLength(107)]) {
-      const dir = join(path, "..");
+      const dir = dirname(path);
       const fixture = startFixture(`unix://${path}`, {
         pause,
         // Deno binds through /proc/self/fd, for a path this long, only

@@ -309,50 +309,69 @@ test("listen() binds at the top of a freshly mounted tmpfs", async (t) => {
 // --- A user who owns only the socket's folder -------------------------------
 
 /**
- * The command that runs the echo fixture as another user. Node's build is
- * readable by anyone; Deno's executable and cache live under /root here, so
- * the child gets its own names for them: hard links where the filesystem
- * allows, copies elsewhere, in a folder it can read.
+ * Gives `to` the content of file `from`, readable (and executable, if it is)
+ * by any user: a hard link when the file already is and the filesystem
+ * allows, a copy with the bits added otherwise, never a change to `from`.
  */
-function commandForAnotherUser(): string[] {
-  const command = fixtureCommand("listen_echo", { denoFlags: DENO_FLAGS });
-  if (runtime === "node") return command;
-  const home = folder();
-  const deno = join(home, "deno");
-  linkOrCopy(process.execPath, deno);
-  return [deno, ...command.slice(1)];
+function readableFile(from: string, to: string): void {
+  const mode = statSync(from).mode;
+  const executable = (mode & 0o100) !== 0;
+  const wanted = executable ? 0o005 : 0o004;
+  if ((mode & wanted) === wanted) {
+    try {
+      linkSync(from, to);
+      return;
+    } catch {
+      // Another filesystem: copied below.
+    }
+  }
+  copyFileSync(from, to);
+  chmodSync(to, executable ? 0o755 : 0o644);
 }
 
-function linkOrCopy(from: string, to: string): void {
-  try {
-    linkSync(from, to);
-  } catch {
-    copyFileSync(from, to);
+/** A copy of the tree `from` at `to` that any user can read. */
+function readableTree(
+  from: string,
+  to: string,
+  skip: readonly string[] = [],
+): void {
+  mkdirSync(to, { mode: 0o755 });
+  chmodSync(to, 0o755);
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (skip.includes(entry.name)) continue;
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory()) readableTree(source, target);
+    else if (entry.isFile()) readableFile(source, target);
   }
 }
 
-/** A copy of Deno's cache another user can read (read-only is enough). */
-function readableDenoDir(into: string): string {
-  const info = spawnSync(process.execPath, ["info", "--json"], {
-    encoding: "utf8",
-  });
-  const from = (JSON.parse(info.stdout) as { denoDir: string }).denoDir;
-  const to = join(into, "deno_dir");
-  const walk = (source: string, target: string): void => {
-    mkdirSync(target, { mode: 0o755 });
-    for (const entry of readdirSync(source, { withFileTypes: true })) {
-      const next = join(source, entry.name);
-      if (entry.isDirectory()) walk(next, join(target, entry.name));
-      else if (entry.isFile()) linkOrCopy(next, join(target, entry.name));
-    }
-  };
-  walk(from, to);
-  return to;
+/** The closest folder above `path` that holds `marker`. */
+function above(path: string, marker: string): string {
+  let dir = dirname(path);
+  while (!existsSync(join(dir, marker))) {
+    assert.notEqual(dirname(dir), dir, `no ${marker} above ${path}`);
+    dir = dirname(dir);
+  }
+  return dir;
 }
 
-function asNobody(t: { skip(message: string): void }):
-  | { prefix: string[]; command: string[]; env: Record<string, string> }
-  | undefined {
+/** How to run the echo fixture as uid 65534, set up once. */
+interface OtherUser {
+  readonly prefix: readonly string[];
+  readonly command: readonly string[];
+  readonly env: Record<string, string>;
+}
+let otherUser: OtherUser | undefined;
+
+/**
+ * The echo fixture as uid 65534, from a copy of the sources (Deno) or of the
+ * npm build (Node) that this user can read wherever the checkout lives: a
+ * copy of Deno's executable and cache too, which live under /root here.
+ */
+function asOtherUser(
+  t: { skip(message: string): void },
+): OtherUser | undefined {
   if (!isRoot) {
     t.skip("switching to another user needs root");
     return undefined;
@@ -361,11 +380,37 @@ function asNobody(t: { skip(message: string): void }):
     t.skip("no setpriv (util-linux) here");
     return undefined;
   }
-  const command = commandForAnotherUser();
-  const env: Record<string, string> = runtime === "deno"
-    ? { DENO_DIR: readableDenoDir(folder()), HOME: "/nonexistent" }
-    : {};
-  return {
+  if (otherUser !== undefined) return otherUser;
+  const kit = folder();
+  const [program, ...args] = fixtureCommand("listen_echo", {
+    denoFlags: DENO_FLAGS,
+  });
+  const fixture = args.at(-1)!;
+  const project = above(
+    fixture,
+    runtime === "deno" ? "deno.json" : "package.json",
+  );
+  const copy = join(kit, "project");
+  readableTree(project, copy, [".git", "npm", ".stage"]);
+  const command = [
+    ...args.slice(0, -1),
+    join(copy, fixture.slice(project.length)),
+  ];
+  const env: Record<string, string> = {};
+  if (runtime === "deno") {
+    const deno = join(kit, "deno");
+    readableFile(program, deno);
+    const info = spawnSync(program, ["info", "--json"], { encoding: "utf8" });
+    const denoDir = (JSON.parse(info.stdout) as { denoDir: string }).denoDir;
+    // Read-only is enough: the cache has what the lock file names.
+    readableTree(denoDir, join(kit, "deno_dir"));
+    env.DENO_DIR = join(kit, "deno_dir");
+    env.HOME = "/nonexistent";
+    command.unshift(deno);
+  } else {
+    command.unshift(program);
+  }
+  otherUser = {
     prefix: [
       "/usr/bin/setpriv",
       `--reuid=${NOBODY}`,
@@ -375,10 +420,11 @@ function asNobody(t: { skip(message: string): void }):
     command,
     env,
   };
+  return otherUser;
 }
 
 test("listen() as a user who owns only the socket's folder, under a root-owned parent, binds there and nowhere else", async (t) => {
-  const user = asNobody(t);
+  const user = asOtherUser(t);
   if (user === undefined) return;
   const parent = folder(); // root's, 0755
   const own = join(parent, "app");
@@ -403,7 +449,7 @@ test("listen() as a user who owns only the socket's folder, under a root-owned p
 });
 
 test("listen() as that user in the root-owned folder fails with EACCES naming the private folder it tried", async (t) => {
-  const user = asNobody(t);
+  const user = asOtherUser(t);
   if (user === undefined) return;
   const parent = folder();
   const path = join(parent, "app.sock");

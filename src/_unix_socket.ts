@@ -299,13 +299,15 @@ async function removeLeftover(folder: string, owner: number): Promise<void> {
     const socketStats = lstatSync(socket);
     if (!socketStats.isSocket() || socketStats.uid !== owner) return;
     const name = nameFolder(folder);
+    let state: "live" | "stale" | "gone";
     try {
-      // A live socket is a bind in progress in another process.
-      if (await probe(name.socket) === "live") return;
+      state = await probe(name.socket);
     } finally {
       name.close();
     }
-    unlinkSync(socket);
+    // A live socket is a bind in progress in another process.
+    if (state === "live") return;
+    if (state === "stale") unlinkSync(socket);
   }
   rmdirSync(folder); // Fails, and keeps it, if anything appeared inside.
 }

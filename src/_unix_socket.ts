@@ -6,17 +6,21 @@
 import { Buffer } from "node:buffer";
 import {
   chmodSync,
+  closeSync,
+  constants as fsConstants,
   linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
+  readdirSync,
   rmdirSync,
   type Stats,
   unlinkSync,
 } from "node:fs";
 import { connect, type Server } from "node:net";
 import { constants } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ActivationError, type ActivationErrorCode } from "./errors.ts";
 
 // sun_path holds 108 bytes, the last one for the terminating NUL.
@@ -200,12 +204,131 @@ export interface BoundSocket {
   readonly ino: bigint;
 }
 
+// The private folder of a bind: ".NAME-XXXXXX" beside the socket NAME (the
+// six characters are mkdtemp's), mode 0700, holding the socket as "s" until
+// it is linked into place. The name and the mode are how the next listen()
+// of the same path recognises what a process killed mid-bind left.
+const RANDOM_SUFFIX = /^[A-Za-z0-9]{6}$/;
+const TEMPORARY_NAME = "s";
+const PRIVATE_MODE = 0o700;
+// How many times a bind starts over when its private folder disappears: only
+// another listen() of the same path, taking it for a leftover in the few
+// microseconds it is empty, removes it.
+const ATTEMPTS = 3;
+
+function privateFolderPrefix(path: string): string {
+  return join(dirname(path), `.${basename(path)}-`);
+}
+
+function isPrivateFolderName(name: string, socketName: string): boolean {
+  const prefix = `.${socketName}-`;
+  return name.startsWith(prefix) &&
+    RANDOM_SUFFIX.test(name.slice(prefix.length));
+}
+
+/**
+ * A way to name `folder` that leaves room in sun_path: its own path, or
+ * `/proc/self/fd/N` through an fd opened on it when `folder/s` would not fit
+ * (a socket path near 107 bytes leaves no room for ".NAME-XXXXXX/s"). The
+ * kernel resolves that name to the folder itself, so the socket is still
+ * made inside it.
+ */
+interface FolderName {
+  /** The name of the temporary socket in the folder, short enough to bind. */
+  readonly socket: string;
+  /** Closes the fd, if one was opened. */
+  close(): void;
+}
+
+function nameFolder(folder: string): FolderName {
+  const socket = join(folder, TEMPORARY_NAME);
+  if (Buffer.byteLength(socket) <= UNIX_PATH_MAX) {
+    return { socket, close() {} };
+  }
+  const fd = openSync(
+    folder,
+    fsConstants.O_RDONLY | fsConstants.O_DIRECTORY,
+  );
+  return {
+    socket: `/proc/self/fd/${fd}/${TEMPORARY_NAME}`,
+    close: () => closeSync(fd),
+  };
+}
+
+/**
+ * Removes what a process killed while binding `path` left in its folder: a
+ * private folder of `path` (by name) that is ours (our uid, mode 0700) and
+ * holds nothing, or only a socket of ours that nobody listens on. Anything
+ * else is left as it is, as is whatever cannot be checked.
+ */
+async function removeLeftovers(
+  path: string,
+  own: string,
+  owner: number,
+): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return; // A folder we may write but not read: nothing to find.
+  }
+  for (const name of names) {
+    const folder = join(dirname(path), name);
+    if (folder === own || !isPrivateFolderName(name, basename(path))) continue;
+    try {
+      await removeLeftover(folder, owner);
+    } catch {
+      // Gone meanwhile, or not ours to read: left as it is.
+    }
+  }
+}
+
+async function removeLeftover(folder: string, owner: number): Promise<void> {
+  const stats = lstatSync(folder);
+  if (
+    !stats.isDirectory() || stats.uid !== owner ||
+    (stats.mode & 0o7777) !== PRIVATE_MODE
+  ) {
+    return;
+  }
+  const entries = readdirSync(folder);
+  if (entries.length > 1) return;
+  if (entries.length === 1) {
+    if (entries[0] !== TEMPORARY_NAME) return;
+    const socket = join(folder, TEMPORARY_NAME);
+    const socketStats = lstatSync(socket);
+    if (!socketStats.isSocket() || socketStats.uid !== owner) return;
+    const name = nameFolder(folder);
+    let state: "live" | "stale" | "gone";
+    try {
+      state = await probe(name.socket);
+    } finally {
+      name.close();
+    }
+    // A live socket is a bind in progress in another process.
+    if (state === "live") return;
+    if (state === "stale") unlinkSync(socket);
+  }
+  rmdirSync(folder); // Fails, and keeps it, if anything appeared inside.
+}
+
+/** Raised inside a bind whose private folder another listen() removed. */
+class FolderGone extends Error {}
+
+/** Whether `folder` is no longer the folder made as `made`. */
+function isGone(folder: string, made: Stats): boolean {
+  const now = lstatOrUndefined(folder);
+  return now === undefined || !sameFile(now, made);
+}
+
 /**
  * Makes `server` listen on `path` with file mode `mode`, never more open:
- * it binds inside a fresh private (0700) folder next to `path`, sets the
- * mode there, then hard-links the socket into place. `link()` fails with
- * EEXIST rather than replace what may have appeared at `path` meanwhile.
- * The temporary name and folder are removed on every path.
+ * it binds inside a fresh private (0700) folder beside `path` (so that the
+ * socket stays on the same filesystem and only the socket's own folder need
+ * be writable), sets the mode there, then hard-links the socket into place.
+ * `link()` fails with EEXIST rather than replace what may have appeared at
+ * `path` meanwhile. The temporary name and folder are removed on every
+ * path, and so are those a process killed while binding `path` left.
  */
 export async function bindUnixSocket(
   server: Server,
@@ -226,9 +349,33 @@ export async function bindUnixSocket(
       );
     }
   }
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await bindInPrivateFolder(server, path, where, options.mode);
+    } catch (error) {
+      if (!(error instanceof FolderGone)) throw error;
+      if (attempt === ATTEMPTS) {
+        throw new ActivationError(
+          "LISTEN_FAILED",
+          `${where}: its private folder in ${parent} was removed ${ATTEMPTS} times while binding, by other listen() calls on the same path`,
+          { errno: constants.errno.ENOENT },
+        );
+      }
+    }
+  }
+}
+
+async function bindInPrivateFolder(
+  server: Server,
+  path: string,
+  where: string,
+  mode: number,
+): Promise<BoundSocket> {
+  const parent = dirname(path);
+  const prefix = privateFolderPrefix(path);
   let folder: string;
   try {
-    folder = mkdtempSync(join(parent, "."));
+    folder = mkdtempSync(prefix);
   } catch (error) {
     if (codeOf(error) === "ENOENT") {
       throw systemError(
@@ -239,33 +386,42 @@ export async function bindUnixSocket(
     }
     throw systemError(
       "LISTEN_FAILED",
-      `${where}: cannot create a private folder in ${parent}`,
+      `${where}: cannot create the private folder ${prefix}XXXXXX`,
       error,
     );
   }
-  const temporary = join(folder, "s");
+  const temporary = join(folder, TEMPORARY_NAME);
+  let made: Stats | undefined;
+  let name: FolderName | undefined;
   let listening = false;
   try {
-    if (Buffer.byteLength(temporary) > UNIX_PATH_MAX) {
-      throw new ActivationError(
-        "LISTEN_FAILED",
-        `${where}: the folder ${parent} has too long a path to bind under ` +
-          `${temporary} first (at most ${UNIX_PATH_MAX} bytes)`,
-        { errno: constants.errno.ENAMETOOLONG },
-      );
-    }
+    // Our uid, without asking for it (Deno would need --allow-sys): the
+    // owner of the folder we just made.
+    made = lstatSync(folder);
+    name = nameFolder(folder);
     try {
-      await listenServer(server, { path: temporary });
+      await listenServer(server, { path: name.socket });
     } catch (error) {
-      throw systemError("LISTEN_FAILED", `${where}: cannot bind`, error);
+      if (isGone(folder, made)) throw new FolderGone();
+      // Deno allows a /proc/self path only with --allow-all: its message
+      // says so, this one says why such a path was used.
+      const shown = name.socket === temporary
+        ? temporary
+        : `${temporary} through ${name.socket} (its path is too long for sun_path)`;
+      throw systemError(
+        "LISTEN_FAILED",
+        `${where}: cannot bind ${shown}`,
+        error,
+      );
     }
     listening = true;
     try {
-      chmodSync(temporary, options.mode);
+      chmodSync(temporary, mode);
     } catch (error) {
+      if (isGone(folder, made)) throw new FolderGone();
       throw systemError(
         "LISTEN_FAILED",
-        `${where}: cannot set the mode of the socket`,
+        `${where}: cannot set the mode of ${temporary}`,
         error,
       );
     }
@@ -279,18 +435,24 @@ export async function bindUnixSocket(
           error,
         );
       }
+      if (isGone(folder, made)) throw new FolderGone();
       throw systemError(
         "LISTEN_FAILED",
-        `${where}: cannot link the socket into place`,
+        `${where}: cannot link ${temporary} to ${path}`,
         error,
       );
     }
     const stats = lstatSync(path, { bigint: true });
+    // The runtime unlinks the name it bound when the server closes: through
+    // /proc/self/fd, that fd must still name the (by then removed) folder.
+    server.once("close", name.close);
+    name = undefined;
     return { dev: stats.dev, ino: stats.ino };
   } catch (error) {
     if (listening) await closeServer(server);
     throw error;
   } finally {
+    name?.close();
     try {
       unlinkSync(temporary);
     } catch {
@@ -299,8 +461,9 @@ export async function bindUnixSocket(
     try {
       rmdirSync(folder);
     } catch {
-      // Only a racing process of the same user could have put a file there.
+      // Removed by another listen(), or something of ours appeared inside.
     }
+    if (made !== undefined) await removeLeftovers(path, folder, made.uid);
   }
 }
 

@@ -4,7 +4,7 @@
 
 import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
-import { type KeyLocations, locateKeys, pathKey } from "./_config_locate.ts";
+import { type KeyPositions, keyPositions } from "./_config_positions.ts";
 import { describeErrno } from "./_errno.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
@@ -41,13 +41,18 @@ const MODE_MAX = 0o777;
 // systemd's fdname_is_valid(): at most 255 characters.
 const FDNAME_MAX = 255;
 const BARE_KEY = /^[A-Za-z0-9_-]+$/;
+// How deep inline tables and arrays may nest. A configuration needs one
+// level (an entry's inline table); the limit leaves room for mistakes to get
+// the schema's message, and keeps the parsers' recursion far from the stack's
+// end however deep the text nests.
+const MAX_NESTING = 32;
 
 /** Where the text came from, to name it in messages. */
 interface Source {
   /** The file path, for loadConfig(). */
   readonly path?: string;
-  /** The key locations, for parseConfig(); none for stringifyConfig(). */
-  readonly keys?: KeyLocations;
+  /** The key positions, for parseConfig(); none for stringifyConfig(). */
+  readonly keys?: KeyPositions;
 }
 
 /** A key path as TOML writes it: `listen."my socket".mode`. */
@@ -75,10 +80,10 @@ function configError(
 /** `listen.admin.mode (line 4)`, or `(line unknown)` where it was not found. */
 function located(source: Source, path: readonly string[]): string {
   if (source.keys === undefined) return showPath(path);
-  const location = source.keys.get(pathKey(path));
-  const line = location === undefined
+  const position = source.keys.get(path);
+  const line = position === undefined
     ? "line unknown"
-    : `line ${location.line}`;
+    : `line ${position.line}`;
   return `${showPath(path)} (${line})`;
 }
 
@@ -198,7 +203,7 @@ function readMode(
   } else if (typeof value === "number" && Number.isInteger(value)) {
     // TOML reads 0o660 and 432 to the same number: only the text tells
     // whether the integer was octal, and `mode = 660` must not pass as 0o1224.
-    const raw = source.keys?.get(pathKey(path))?.raw;
+    const raw = source.keys?.get(path)?.raw;
     if (source.keys !== undefined) {
       if (raw === undefined) {
         throw invalid(
@@ -374,23 +379,23 @@ function parseWithSource(text: string, path?: string): Config {
   const source: Source = path === undefined ? {} : { path };
   let document: Record<string, unknown>;
   try {
-    document = parse(text);
+    document = parse(text, { maxDepth: MAX_NESTING });
   } catch (error) {
     if (!(error instanceof TomlError)) throw error;
     // smol-toml's message is "Invalid TOML document: <what>" and a code
     // frame; the line and column say the rest.
-    const what = error.message.split("\n")[0]?.replace(
-      /^Invalid TOML document: /,
-      "",
-    );
+    const first = error.message.split("\n")[0] ?? "";
+    const what = /excessively nested/.test(first)
+      ? `inline tables and arrays nest deeper than ${MAX_NESTING} levels`
+      : first.replace(/^Invalid TOML document: /, "");
     throw configError(
       source,
       `line ${error.line}, column ${error.column}`,
-      what ?? "syntax error",
+      what === "" ? "syntax error" : what,
       error,
     );
   }
-  return readConfig({ ...source, keys: locateKeys(text) }, document);
+  return readConfig({ ...source, keys: keyPositions(text) }, document);
 }
 
 /**

@@ -70,6 +70,8 @@ const HOST_NAME = /^[a-z0-9]([a-z0-9._~-]*)$/i;
 // What a URI may hold unencoded in a path or an fd name (RFC 3986 pchar less
 // ":" for names, which systemd forbids anyway, and less "%").
 const SAFE = /[A-Za-z0-9\-._~!$&'()*+,;=@/]/;
+// Half a surrogate pair: a UTF-16 code unit that no code point stands for.
+const LONE_SURROGATE = /\p{Cs}/u;
 
 function invalid(uri: string, reason: string): ActivationError {
   return new ActivationError(
@@ -145,6 +147,27 @@ function parseUdp(uri: string, authority: string, path: string): UdpEndpoint {
   return { kind: "udp", host, port };
 }
 
+/** Why `path` cannot be a unix socket path, or undefined if it can. */
+function unixPathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return "the socket path must be absolute";
+  if (path.endsWith("/")) {
+    return "the socket path ends with / and names no file";
+  }
+  if (path.includes("\0")) return "the path holds a NUL byte";
+  // A Linux path is bytes, written here as UTF-8: half a surrogate pair has
+  // no UTF-8 form, and encoders turn it into U+FFFD, another file's name.
+  const surrogate = LONE_SURROGATE.exec(path)?.[0];
+  if (surrogate !== undefined) {
+    return `the path holds a lone UTF-16 surrogate (U+${
+      surrogate.charCodeAt(0).toString(16).toUpperCase()
+    }), which no file name can hold`;
+  }
+  if (new TextEncoder().encode(path).length > UNIX_PATH_MAX) {
+    return `the path is longer than ${UNIX_PATH_MAX} bytes`;
+  }
+  return undefined;
+}
+
 function parseUnix(uri: string, authority: string, path: string): UnixEndpoint {
   if (authority !== "") {
     throw invalid(
@@ -153,16 +176,8 @@ function parseUnix(uri: string, authority: string, path: string): UnixEndpoint {
     );
   }
   const decoded = decode(uri, path);
-  if (!decoded.startsWith("/")) {
-    throw invalid(uri, "the socket path must be absolute");
-  }
-  if (decoded.endsWith("/")) {
-    throw invalid(uri, "the socket path ends with / and names no file");
-  }
-  if (decoded.includes("\0")) throw invalid(uri, "the path holds a NUL byte");
-  if (new TextEncoder().encode(decoded).length > UNIX_PATH_MAX) {
-    throw invalid(uri, `the path is longer than ${UNIX_PATH_MAX} bytes`);
-  }
+  const problem = unixPathProblem(decoded);
+  if (problem !== undefined) throw invalid(uri, problem);
   return { kind: "unix", path: decoded };
 }
 
@@ -299,9 +314,16 @@ export function formatEndpoint(endpoint: Endpoint): string {
       uri = `udp://${host.toLowerCase()}:${endpoint.port}`;
       break;
     }
-    case "unix":
+    case "unix": {
+      // Checked before encoding, which would write a lone surrogate as the
+      // bytes of U+FFFD and so name another path.
+      const problem = unixPathProblem(endpoint.path);
+      if (problem !== undefined) {
+        throw invalid(`unix://${endpoint.path}`, problem);
+      }
       uri = `unix://${encode(endpoint.path, SAFE)}`;
       break;
+    }
     case "fd":
       uri = `fd://${endpoint.fd}`;
       break;

@@ -462,9 +462,14 @@ export function pickSystemdSocket(
  * socket), never the path of a passed socket. `server.address()` of a bound
  * unix socket names the temporary path it was bound under; use `path`.
  *
+ * A unix socket is bound in a private folder beside its path and linked into
+ * place, so only its own folder need be writable; what a process killed
+ * while binding the same path left there is removed.
+ *
  * On Deno this needs `--allow-env` and `--allow-ffi` (to read and check the
  * passed sockets), plus `--allow-net` to bind TCP, or `--allow-read
- * --allow-write --allow-net` to bind a unix socket.
+ * --allow-write --allow-net` to bind a unix socket (`--allow-all` for a path
+ * over 97 bytes, bound through `/proc/self/fd`).
  *
  * @param endpoint The endpoint or its URI.
  * @param options The socket name to prefer, the unix socket mode and the

@@ -314,6 +314,116 @@ list = [
   );
 });
 
+test("parseConfig() gives lines in TOML 1.1 layouts: an inline table over several lines, with comments", () => {
+  const text = `[listen]
+admin = {
+  uri = "unix:///a",  # the socket
+  mode = "0999",
+}
+`;
+  assert.equal(
+    configError(text).message,
+    'Invalid config: listen.admin.mode (line 4): "0999" is not an octal file mode, such as "0660"',
+  );
+});
+
+// --- Deep and large documents: correct, and refused where no config goes ---
+
+/** `[listen]` then `web = ` the value nested `depth` deep around `inner`. */
+function nested(kind: "table" | "array", depth: number, inner = "1"): string {
+  const [open, close] = kind === "table" ? ["{ a = ", " }"] : ["[", "]"];
+  return `[listen]\nweb = ${open.repeat(depth)}${inner}${
+    close.repeat(depth)
+  }\n`;
+}
+
+test("parseConfig() reads inline tables and arrays nested 32 deep, and gives the schema's error", () => {
+  assert.equal(
+    configError(nested("table", 32)).message,
+    "Invalid config: listen.web.a (line 2): unknown key, expected uri, mode or name",
+  );
+  assert.equal(
+    configError(nested("array", 32)).message,
+    'Invalid config: listen.web (line 2): expected a URI string or a table with "uri", not an array',
+  );
+});
+
+test("parseConfig() refuses nesting deeper than 32 with INVALID_CONFIG at the line and column, however deep", () => {
+  for (const depth of [33, 990, 100_000]) {
+    const table = configError(nested("table", depth));
+    assert.equal(
+      table.message,
+      "Invalid config: line 2, column 199: inline tables and arrays nest deeper than 32 levels",
+    );
+    const array = configError(nested("array", depth));
+    assert.equal(
+      array.message,
+      "Invalid config: line 2, column 39: inline tables and arrays nest deeper than 32 levels",
+    );
+  }
+});
+
+test("parseConfig() finds the line after a table header and a dotted key of 16,000 parts", () => {
+  const key = Array.from({ length: 16_000 }, (_, i) => `p${i}`).join(".");
+  assert.equal(
+    configError(`# a comment\n[listen.${key}]\nuri = "http://x"\n`).message,
+    "Invalid config: listen.p0.p1 (line 2): unknown key, expected uri, mode or name",
+  );
+  assert.equal(
+    configError(`[listen]\n\n${key} = "http://x"\n`).message,
+    "Invalid config: listen.p0.p1 (line 3): unknown key, expected uri, mode or name",
+  );
+  // The same inside an inline table, and 16,000 tables declared one by one.
+  assert.equal(
+    configError(`[listen]\nweb = { uri = "http://x", ${key} = 1 }\n`).message,
+    "Invalid config: listen.web.p0 (line 2): unknown key, expected uri, mode or name",
+  );
+  const headers = Array.from(
+    { length: 16_000 },
+    (_, i) => `[listen.w${i}]\nuri = "http://x"\n`,
+  ).join("");
+  assert.equal(
+    configError(`${headers}[listen.last]\nuri = "http://x"\nport = 1\n`)
+      .message,
+    "Invalid config: listen.last.port (line 32003): unknown key, expected uri, mode or name",
+  );
+});
+
+test("parseConfig() reads a 1 MB configuration, and gives the right line of an error at its end", () => {
+  const entries: string[] = [];
+  const expected: Record<string, ListenEntry> = {};
+  let size = 0;
+  for (let i = 0; size < 1_000_000; i++) {
+    // Every 100th name is a multi-line string over two lines (its line-ending
+    // backslash drops the newline), which must not shift the line count.
+    const name = i % 100 === 1 ? `"""\\\n  a${i}"""` : `"a${i}"`;
+    const entry = i % 2 === 0
+      ? `web${i} = "http://127.0.0.1:${1024 + i % 60000}"`
+      : `admin${i} = { uri = "unix:///run/admin${i}.sock", mode = 0o600, name = ${name} }`;
+    expected[i % 2 === 0 ? `web${i}` : `admin${i}`] = i % 2 === 0
+      ? {
+        endpoint: { kind: "http", host: "127.0.0.1", port: 1024 + i % 60000 },
+      }
+      : {
+        endpoint: { kind: "unix", path: `/run/admin${i}.sock` },
+        mode: 0o600,
+        name: `a${i}`,
+      };
+    entries.push(entry);
+    size += entry.length + 1;
+  }
+  const text = `[listen]\n${entries.join("\n")}\n`;
+  assert.ok(text.length >= 1_000_000);
+  assert.deepEqual(parseConfig(text), { listen: expected, connect: {} });
+  // The bad entry is on the line after the last one.
+  const line = text.split("\n").length;
+  assert.equal(
+    configError(`${text}last = { uri = "unix:///last.sock", mode = 660 }\n`)
+      .message,
+    `Invalid config: listen.last.mode (line ${line}): 660 is not an octal integer; write the mode as "0660" or 0o660`,
+  );
+});
+
 test("parseConfig() keeps the endpoint's error as the cause of a bad URI", () => {
   const error = configError('[connect]\ndb = "unix://relative"\n');
   assert.ok(error.cause instanceof ActivationError);

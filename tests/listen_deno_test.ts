@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -46,4 +46,39 @@ test("listen() on TCP with --allow-net binds (the control)", () => {
     address: { port: number };
   };
   assert.ok(result.address.port > 0);
+});
+
+test("listen() of a unix path too long for its temporary name needs --allow-all, and says why", () => {
+  const dir = mkdtempSync(join(tmpdir(), "listen-deno-"));
+  try {
+    // 107 bytes: the temporary ".app.sock-XXXXXX/s" beside it would not fit
+    // in sun_path, so it is bound through /proc/self/fd, which Deno allows
+    // with --allow-all only.
+    const folder = join(dir, "d".repeat(107 - dir.length - 1 - 9));
+    mkdirSync(folder);
+    const path = join(folder, "app.sock");
+    assert.equal(path.length, 107);
+    const flags = [
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+    ];
+    const refused = run(`unix://${path}`, flags) as {
+      error: { code: string; message: string };
+    };
+    assert.equal(refused.error.code, "LISTEN_FAILED");
+    assert.match(
+      refused.error.message,
+      /through \/proc\/self\/fd\/[0-9]+\/s \(its path is too long for sun_path\): .*--allow-all/,
+    );
+    assert.deepEqual(readdirSync(folder), []);
+    const bound = run(`unix://${path}`, ["--allow-all"]) as {
+      address: string;
+    };
+    assert.match(bound.address, /^\/proc\/self\/fd\/[0-9]+\/s$/);
+    assert.deepEqual(readdirSync(folder), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -89,3 +89,19 @@ export {
 } from "./src/watchdog.ts";
 export { listen, type ListenOptions } from "./src/listen.ts";
 export { connect } from "./src/connect.ts";
+export {
+  activate,
+  type ActivatedEndpoint,
+  type ActivateOptions,
+  type Activation,
+  type ActivatorEvent,
+  type ChildExit,
+  type ListenSpec,
+  type RestartPolicy,
+} from "./src/activator.ts";
+export {
+  createNotifyReceiver,
+  type Notification,
+  type NotifyReceiver,
+  type StoredFd,
+} from "./src/notify_receiver.ts";

@@ -38,6 +38,8 @@
  * - `UNSUPPORTED`: a feature asked for that this socket or runtime cannot
  *   give (the per-uid request limit of `serve()` on a socket that is not a
  *   unix socket).
+ * - `SPAWN_FAILED`: a child process could not be started (no such program,
+ *   or a system call failed).
  */
 export type ActivationErrorCode =
   | "INVALID_LISTEN_PID"
@@ -65,7 +67,8 @@ export type ActivationErrorCode =
   | "INVALID_WATCHDOG_PID"
   | "FFI_UNAVAILABLE"
   | "ENV_UNAVAILABLE"
-  | "UNSUPPORTED";
+  | "UNSUPPORTED"
+  | "SPAWN_FAILED";
 
 /** Options of the {@linkcode ActivationError} constructor. */
 export interface ActivationErrorOptions {

@@ -63,11 +63,11 @@ export interface ActivateOptions {
    */
   readonly listen: readonly (Endpoint | string | ListenSpec)[];
   /**
-   * Their names in `LISTEN_FDNAMES`, in order, as systemd-socket-activate's
-   * `--fdname`: one name for all, or one per socket. A name in a
-   * {@linkcode ListenSpec} comes first. Without any name, `LISTEN_FDNAMES`
-   * is not set (unless the fd store holds something), as
-   * systemd-socket-activate does.
+   * The names in `LISTEN_FDNAMES` of the sockets that have none of their
+   * own (a {@linkcode ListenSpec} may give one), in order, as
+   * systemd-socket-activate's `--fdname`: one name for all, or one each.
+   * Without any name, `LISTEN_FDNAMES` is not set (unless the fd store
+   * holds something), as systemd-socket-activate does.
    */
   readonly names?: readonly string[] | undefined;
   /**
@@ -301,18 +301,20 @@ function checkMs(value: number | undefined, what: string): void {
 }
 
 function listenRequests(options: ActivateOptions): ListenRequest[] {
+  const specs: ListenSpec[] = options.listen.map((item) =>
+    typeof item === "string" || "kind" in item ? { endpoint: item } : item
+  );
   const names = options.names ?? [];
-  const count = options.listen.length;
-  if (names.length > 1 && names.length !== count) {
+  const unnamed = specs.filter((spec) => spec.name === undefined).length;
+  if (names.length > 1 && names.length !== unnamed) {
     throw new RangeError(
-      `${names.length} names for ${count} sockets: give one name for all, or one per socket`,
+      `${names.length} names for ${unnamed} sockets: give one name for all, or one per socket`,
     );
   }
-  return options.listen.map((item, index) => {
-    const spec: ListenSpec = typeof item === "string" || "kind" in item
-      ? { endpoint: item }
-      : item;
-    const name = spec.name ?? (names.length === 1 ? names[0] : names[index]);
+  let next = 0;
+  return specs.map((spec) => {
+    const name = spec.name ??
+      (names.length === 1 ? names[0] : names[next++]);
     const mode = spec.mode ?? DEFAULT_MODE;
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
       throw new RangeError(

@@ -4,19 +4,11 @@
 // Addresses take systemd-socket-activate's forms and the library's URIs.
 
 import { lookup } from "node:dns/promises";
-import {
-  chmodSync,
-  linkSync,
-  lstatSync,
-  mkdtempSync,
-  rmdirSync,
-  unlinkSync,
-} from "node:fs";
+import { lstatSync, unlinkSync } from "node:fs";
 import { isIP, isIPv6 } from "node:net";
-import { dirname, join } from "node:path";
 import { describeErrno } from "./_errno.ts";
 import { sys } from "./_sys.deno.ts";
-import { clearStaleSocket, codeOf, systemError } from "./_unix_socket.ts";
+import { clearStaleSocket, systemError } from "./_unix_socket.ts";
 import { type Endpoint, parseEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 
@@ -55,6 +47,8 @@ const EADDRINUSE = 98;
 // systemd's Backlog= default: a deep queue holds connections while no
 // child accepts, during a restart.
 const BACKLOG = 4096;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
 // sun_path holds 108 bytes with the terminating NUL.
 const SUN_PATH_MAX = 107;
 
@@ -82,6 +76,17 @@ function parsePort(text: string, port: string): number {
  * `http://` and `unix://` URIs.
  */
 export function parseListenAddress(text: string): ListenTarget {
+  if (text.includes("://")) {
+    const endpoint = parseEndpoint(text);
+    if (endpoint.kind === "http") {
+      return { kind: "tcp", host: endpoint.host, port: endpoint.port };
+    }
+    if (endpoint.kind === "unix") return { kind: "unix", path: endpoint.path };
+    throw invalid(
+      text,
+      "fd:// names a socket passed to a service, not one to open",
+    );
+  }
   if (text.startsWith("@")) {
     if (text.length < 2) throw invalid(text, "an abstract name is not empty");
     return { kind: "abstract", name: text.slice(1) };
@@ -111,17 +116,6 @@ export function parseListenAddress(text: string): ListenTarget {
       host: hostPort[1]!,
       port: parsePort(text, hostPort[2]!),
     };
-  }
-  if (text.includes("://")) {
-    const endpoint = parseEndpoint(text);
-    if (endpoint.kind === "http") {
-      return { kind: "tcp", host: endpoint.host, port: endpoint.port };
-    }
-    if (endpoint.kind === "unix") return { kind: "unix", path: endpoint.path };
-    throw invalid(
-      text,
-      "fd:// names a socket passed to a service, not one to open",
-    );
   }
   throw invalid(text, `expected ${FORMS}`);
 }
@@ -186,7 +180,7 @@ function bindAndListen(
   where: string,
   family: number,
   address: Uint8Array,
-  beforeListen: (fd: number) => void = () => {},
+  steps: { beforeBind?(fd: number): void; afterBind?(): void } = {},
 ): number {
   const libc = sys.libc();
   const fd = libc.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -199,10 +193,11 @@ function bindAndListen(
         throw failure(where, "setsockopt(SO_REUSEADDR)", libc.errno());
       }
     }
+    steps.beforeBind?.(fd);
     if (libc.bind(fd, address) < 0) {
       throw failure(where, "bind()", libc.errno());
     }
-    beforeListen(fd);
+    steps.afterBind?.();
     if (libc.listen(fd, BACKLOG) < 0) {
       throw failure(where, "listen()", libc.errno());
     }
@@ -274,9 +269,13 @@ async function openTcp(
 
 /**
  * Binds a unix socket at `path` with file mode `mode`, never more open and
- * never over anything but a stale socket: it binds in a private (0700)
- * folder beside `path`, sets the mode there and hard-links the socket into
- * place (link() fails rather than replace what appeared meanwhile).
+ * never over anything but a stale socket. The socket's own mode, set before
+ * bind(), is what the kernel gives the file (less the umask): the file
+ * never has more than `mode`, and chmod() then gives it `mode` exactly,
+ * without following a symlink put there meanwhile. bind() itself replaces
+ * nothing (EADDRINUSE). Binding at the path itself, not at a temporary
+ * name moved into place, keeps getsockname() naming the path, as under
+ * systemd.
  */
 async function openUnix(
   path: string,
@@ -285,60 +284,39 @@ async function openUnix(
 ): Promise<ListeningSocket> {
   const libc = sys.libc();
   const where = `Cannot listen on ${text}`;
-  await clearStaleSocket(path, text);
-  let folder: string;
-  try {
-    folder = mkdtempSync(join(dirname(path), "."));
-  } catch (error) {
-    throw systemError(
+  if (new TextEncoder().encode(path).length > SUN_PATH_MAX) {
+    throw new ActivationError(
       "LISTEN_FAILED",
-      `${where}: cannot create a private folder in ${dirname(path)}`,
-      error,
+      `${where}: the path is longer than ${SUN_PATH_MAX} bytes`,
     );
   }
-  const temporary = join(folder, "s");
-  let fd: number | undefined;
-  try {
-    if (new TextEncoder().encode(temporary).length > SUN_PATH_MAX) {
-      throw new ActivationError(
-        "LISTEN_FAILED",
-        `${where}: ${temporary}, where the socket is bound first, is longer than ${SUN_PATH_MAX} bytes`,
-      );
-    }
-    fd = bindAndListen(where, AF_UNIX, unixAddress(temporary, false));
-    try {
-      chmodSync(temporary, mode);
-      linkSync(temporary, path);
-    } catch (error) {
-      throw systemError(
-        codeOf(error) === "EEXIST" ? "ADDRESS_IN_USE" : "LISTEN_FAILED",
-        `${where}: cannot put the socket in place`,
-        error,
-      );
-    }
-  } catch (error) {
-    if (fd !== undefined) libc.close(fd);
-    throw error;
-  } finally {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // Never bound.
-    }
-    try {
-      rmdirSync(folder);
-    } catch {
-      // Only a racing process of the same user could have put a file there.
-    }
-  }
+  await clearStaleSocket(path, text);
+  const fd = bindAndListen(where, AF_UNIX, unixAddress(path, false), {
+    beforeBind(fd) {
+      if (libc.fchmod(fd, mode) < 0) {
+        throw failure(where, "fchmod()", libc.errno());
+      }
+    },
+    afterBind() {
+      if (libc.fchmodat(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW) < 0) {
+        const errno = libc.errno();
+        try {
+          // The socket just made, unless something replaced it already.
+          if (lstatSync(path).isSocket()) unlinkSync(path);
+        } catch {
+          // Gone already.
+        }
+        throw failure(where, "chmod()", errno);
+      }
+    },
+  });
   const bound = lstatSync(path, { bigint: true });
-  const socketFd = fd;
   return {
-    fd: socketFd,
+    fd,
     address: path,
     endpoint: { kind: "unix", path },
     close() {
-      libc.close(socketFd);
+      libc.close(fd);
       // Only the socket made here: a file that replaced it is not ours.
       try {
         const now = lstatSync(path, { bigint: true });

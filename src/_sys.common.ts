@@ -69,6 +69,8 @@ export interface Libc {
     count: number,
     timeoutMs: number,
   ): Promise<number>;
+  fchmod(fd: number, mode: number): number;
+  fchmodat(dirFd: number, path: string, mode: number, flags: number): number;
   read(fd: number, buffer: Uint8Array): number;
   write(fd: number, buffer: Uint8Array): number;
   kill(pid: number, signal: number): number;

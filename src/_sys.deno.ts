@@ -45,6 +45,8 @@ const SYMBOLS = {
     nonblocking: true,
   },
   __errno_location: { parameters: [], result: "pointer" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
@@ -181,6 +183,9 @@ const open = once((): Libc => {
     pipe2: symbols.pipe2,
     pollAsync: (pollfds, count, timeoutMs) =>
       symbols.poll(pollfds, BigInt(count), timeoutMs),
+    fchmod: symbols.fchmod,
+    fchmodat: (dirFd, path, mode, flags) =>
+      symbols.fchmodat(dirFd, cString(path), mode, flags),
     read: (fd, buffer) =>
       Number(symbols.read(fd, buffer, BigInt(buffer.length))),
     write: (fd, buffer) =>

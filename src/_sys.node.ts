@@ -132,6 +132,10 @@ function load(): Libc {
   const poll = lib.func(
     "int poll(void *fds, unsigned long count, int timeout)",
   );
+  const fchmod = lib.func("int fchmod(int fd, uint32_t mode)");
+  const fchmodat = lib.func(
+    "int fchmodat(int dirfd, const char *path, uint32_t mode, int flags)",
+  );
   const read = lib.func("long read(int fd, void *buffer, size_t count)");
   const write = lib.func("long write(int fd, void *buffer, size_t count)");
   const kill = lib.func("int kill(int pid, int signal)");
@@ -212,6 +216,9 @@ function load(): Libc {
             error ? reject(error) : resolve(result),
         )
       ),
+    fchmod: (fd, mode) => fchmod(fd, mode) as number,
+    fchmodat: (dirFd, path, mode, flags) =>
+      fchmodat(dirFd, path, mode, flags) as number,
     read: (fd, buffer) => Number(read(fd, buffer, buffer.length)),
     write: (fd, buffer) => Number(write(fd, buffer, buffer.length)),
     kill: (pid, signal) => kill(pid, signal) as number,

@@ -673,6 +673,7 @@ export async function activate(
       ...endpoints.map((endpoint) => endpoint.name),
       ...stored.map((entry) => entry.name),
     ];
+    const named = namedSockets || stored.length > 0;
     // LISTEN_PID (and WATCHDOG_PID) must be the child's own pid, known
     // only once it runs: a shell sets it and execs the command in place.
     const variables = options.watchdogMs === undefined
@@ -726,7 +727,8 @@ export async function activate(
     emit(
       "started",
       `started pid ${child.pid} with ${
-        names.map((name, index) => `${name}=fd ${3 + index}`).join(", ")
+        names.map((name, index) => `${named ? `${name}=` : ""}fd ${3 + index}`)
+          .join(", ")
       }`,
       child.pid,
     );

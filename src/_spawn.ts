@@ -219,9 +219,11 @@ export function spawnChild(request: SpawnRequest): SpawnedChild {
   }
 }
 
-const SIGNAL_NAMES = new Map(
-  Object.entries(osConstants.signals).map(([name, number]) => [number, name]),
-);
+// The first name of each number: SIGABRT, not its alias SIGIOT.
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, number] of Object.entries(osConstants.signals)) {
+  if (!SIGNAL_NAMES.has(number)) SIGNAL_NAMES.set(number, name);
+}
 
 /**
  * Waits for the child to exit, with its pidfd in `reactor`, then reaps it

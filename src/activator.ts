@@ -784,30 +784,42 @@ export async function activate(
     const again = generation.failure === "watchdog" ||
       restartPolicy === "always" ||
       (restartPolicy === "on-failure" && isFailure(generation, exit));
-    if (again) {
-      const now = performance.now();
-      automaticStarts.push(now);
-      while (automaticStarts[0]! < now - RESTART_INTERVAL_MS) {
-        automaticStarts.shift();
-      }
-      if (automaticStarts.length <= RESTART_BURST) {
-        const reason = generation.failure === "watchdog"
-          ? `watchdog timeout of pid ${exit.pid}`
-          : `pid ${exit.pid} exited (${describeExit(exit)})`;
-        restartTimer = setTimeout(() => {
-          restartTimer = undefined;
-          restart(reason).catch(() => {});
-        }, RESTART_DELAY_MS);
-        return;
-      }
-      emit(
-        "failed",
-        `giving up: ${RESTART_BURST} restarts within ${
-          RESTART_INTERVAL_MS / 1000
-        } s`,
-      );
+    if (!again) return idle();
+    if (!mayStartAgain()) return;
+    const reason = generation.failure === "watchdog"
+      ? `watchdog timeout of pid ${exit.pid}`
+      : `pid ${exit.pid} exited (${describeExit(exit)})`;
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      restart(reason).catch(() => {});
+    }, RESTART_DELAY_MS);
+  }
+
+  /**
+   * Counts a start that no one asked for (a restart policy, a connection
+   * after a child exited): past StartLimitBurst= within
+   * StartLimitIntervalSec=, the activator gives up, as systemd does, and
+   * waits for a change to the watched files, or ends.
+   */
+  function mayStartAgain(): boolean {
+    const now = performance.now();
+    automaticStarts.push(now);
+    while (automaticStarts[0]! < now - RESTART_INTERVAL_MS) {
+      automaticStarts.shift();
     }
-    idle();
+    if (automaticStarts.length <= RESTART_BURST) return true;
+    emit(
+      "failed",
+      `giving up: ${RESTART_BURST} restarts within ${
+        RESTART_INTERVAL_MS / 1000
+      } s`,
+    );
+    if (watchers.length > 0) {
+      emit("waiting", "waiting for a change to start again");
+    } else {
+      void stop();
+    }
+    return false;
   }
 
   /** No child runs and none is due: wait for what may start one, or end. */
@@ -825,6 +837,9 @@ export async function activate(
     const unwatch = sockets.map((socket) =>
       reactor.watch(socket.fd, POLLIN, () => {
         stopWaitingForConnection?.();
+        // A child that left the connection unaccepted is started again
+        // and again: that counts.
+        if (generations > 0 && !mayStartAgain()) return;
         restart(undefined).catch(() => {});
       })
     );

@@ -315,7 +315,8 @@ async function main(args: readonly string[]): Promise<number> {
     } catch (error) {
       if (error instanceof ActivationError) {
         print(error.message);
-        return 1;
+        // A --listen value that does not parse is a usage error.
+        return error.code === "INVALID_ENDPOINT" ? 2 : 1;
       }
       if (error instanceof RangeError || error instanceof TypeError) {
         print(error.message);

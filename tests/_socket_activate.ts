@@ -44,12 +44,19 @@ export interface Cli {
    * returned that matches `pattern`.
    */
   event(pattern: RegExp): Promise<string>;
+  /**
+   * Resolves once any event line so far matches `pattern`, whatever came
+   * before it, for events whose order is not fixed.
+   */
+  seen(pattern: RegExp): Promise<string>;
   /** Every event line so far. */
   events(): string[];
   /** Its stderr so far, for failure messages. */
   stderr(): string;
   /** The next line on stdout (the children's). */
   nextLine(): Promise<string>;
+  /** Everything on stdout so far. */
+  stdout(): string;
   /** The exit code, or the signal's name. */
   readonly exited: Promise<number | string>;
 }
@@ -91,30 +98,43 @@ export function startCli(
     for (const waiter of waiters.splice(0)) waiter();
   });
   const stdout = lineReader(child);
+  let output = "";
+  child.stdout!.setEncoding("utf8").on(
+    "data",
+    (chunk: string) => output += chunk,
+  );
+  function find(pattern: RegExp, from: () => number): Promise<number> {
+    const found = new Promise<number>((resolve, reject) => {
+      const look = () => {
+        const start = from();
+        const index = lines.findIndex((line, at) =>
+          at >= start && pattern.test(line)
+        );
+        if (index >= 0) resolve(index);
+        else if (ended) {
+          reject(
+            new Error(`socket-activate exited before ${pattern}:\n${stderr}`),
+          );
+        } else waiters.push(look);
+      };
+      look();
+    });
+    return within(found, `${pattern} from socket-activate:\n${stderr}`);
+  }
   return {
     child,
-    event(pattern) {
-      const found = new Promise<string>((resolve, reject) => {
-        const look = () => {
-          const index = lines.findIndex((line, at) =>
-            at >= seen && pattern.test(line)
-          );
-          if (index >= 0) {
-            seen = index + 1;
-            resolve(lines[index]!);
-          } else if (ended) {
-            reject(
-              new Error(`socket-activate exited before ${pattern}:\n${stderr}`),
-            );
-          } else waiters.push(look);
-        };
-        look();
-      });
-      return within(found, `${pattern} from socket-activate:\n${stderr}`);
+    async event(pattern) {
+      const index = await find(pattern, () => seen);
+      seen = index + 1;
+      return lines[index]!;
+    },
+    async seen(pattern) {
+      return lines[await find(pattern, () => 0)]!;
     },
     events: () => [...lines],
     stderr: () => stderr,
     nextLine: () => stdout.next(),
+    stdout: () => output,
     exited,
   };
 }

@@ -1,9 +1,8 @@
 // socket-activate against the real systemd-socket-activate: for the same
 // arguments, the child must see the same LISTEN_* variables (LISTEN_PID
 // being its own pid) and the same open fds, each the same kind of socket
-// on the same address. The child is a small Python program that describes
-// itself from /proc/self/fd before doing anything else, so that no runtime's
-// own fds get in the way.
+// on the same address. The child is tests/_fd_report.ts's Python program,
+// so that no runtime's own fds get in the way.
 
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,44 +13,8 @@ import process from "node:process";
 import { test } from "node:test";
 import { activate, freePort, stop, within } from "./_activator.ts";
 import { PYTHON } from "./_launch.ts";
+import { REPORT, type Report } from "./_fd_report.ts";
 import { startCli } from "./_socket_activate.ts";
-
-const REPORT = String.raw`
-import json, os, socket
-fds = []
-for name in sorted(os.listdir("/proc/self/fd"), key=int):
-    fd = int(name)
-    try:
-        target = os.readlink("/proc/self/fd/%d" % fd)
-    except OSError:
-        continue  # the directory listdir read, closed since
-    entry = {"fd": fd, "inheritable": os.get_inheritable(fd)}
-    if fd > 2 and target.startswith("socket:"):
-        s = socket.socket(fileno=os.dup(fd))
-        address = s.getsockname()
-        if isinstance(address, bytes):
-            address = "@" + address[1:].decode()
-        elif isinstance(address, tuple):
-            address = list(address[:2])
-        entry.update(
-            family=s.family.name,
-            type=s.type.name,
-            address=address,
-            listening=s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN),
-        )
-        s.close()
-    elif fd > 2:
-        entry["target"] = target
-    fds.append(entry)
-env = {k: v for k, v in os.environ.items() if k.startswith("LISTEN_") or k == "FOO"}
-print(json.dumps({"pid": os.getpid(), "env": env, "fds": fds}), flush=True)
-`;
-
-interface Report {
-  pid: number;
-  env: Record<string, string>;
-  fds: unknown[];
-}
 
 /** The report without the pid, after checking LISTEN_PID against it. */
 function check(line: string): Omit<Report, "pid"> {

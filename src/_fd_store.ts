@@ -31,7 +31,8 @@ export type FdStoreChange =
     readonly action: "refused";
     readonly name: string;
     readonly reason: string;
-  };
+  }
+  | { readonly action: "warning"; readonly message: string };
 
 /** The fd store of one service. */
 export interface FdStore {
@@ -113,9 +114,8 @@ export function createFdStore(
       if (fields.FDSTOREREMOVE === "1") {
         if (!validName) {
           onChange({
-            action: "refused",
-            name: name ?? "",
-            reason: "FDSTOREREMOVE=1 without a valid FDNAME=",
+            action: "warning",
+            message: "FDSTOREREMOVE=1 without a valid FDNAME= is ignored",
           });
         } else {
           for (
@@ -129,11 +129,10 @@ export function createFdStore(
       if (fields.FDSTORE === "1") {
         if (name !== undefined && !validName) {
           onChange({
-            action: "refused",
-            name,
-            reason: `FDNAME= ${
+            action: "warning",
+            message: `FDNAME=${JSON.stringify(name)} ${
               fdNameProblem(name)
-            }; stored as "${DEFAULT_NAME}"`,
+            }: the fds are stored as "${DEFAULT_NAME}"`,
           });
         }
         for (const fd of fds) {

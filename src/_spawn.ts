@@ -1,7 +1,7 @@
 // Starting a child with fds at 3, 4, … as a service manager does (SPEC
 // section 6), and waiting for its exit. One mechanism on both runtimes:
 // posix_spawn() through the FFI layer. Deno's node:child_process refuses
-// numeric fds and Deno.Command cannot place fds; Node's child_process could,
+// numeric fds and Deno's Command cannot place fds; Node's child_process could,
 // but then the two runtimes would start children in two ways, with two sets
 // of bugs. glibc's posix_spawn() forks with CLONE_VFORK, which is safe in a
 // multi-threaded process, and its file actions place the fds, close every
@@ -9,7 +9,7 @@
 
 import { accessSync, constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, resolve } from "node:path";
 import { describeErrno } from "./_errno.ts";
 import { POLLIN, type Reactor } from "./_reactor.ts";
 import { SIGSET_SIZE, SPAWN_BUFFER_SIZE } from "./_sys.common.ts";
@@ -70,13 +70,18 @@ function spawnError(argv: readonly string[], detail: string, errno?: number) {
 }
 
 /**
- * Where `name` is found as `execvp()` finds it: itself when it holds a
- * slash, else the first executable file of that name in `path`.
+ * Where `name` is found as `execvp()` finds it in a child working in
+ * `cwd`: itself when it holds a slash, else the first executable file of
+ * that name in `path`.
  */
-export function findProgram(name: string, path: string): string | undefined {
+export function findProgram(
+  name: string,
+  path: string,
+  cwd = ".",
+): string | undefined {
   const candidates = name.includes("/")
-    ? [name]
-    : path.split(delimiter).map((folder) => join(folder || ".", name));
+    ? [resolve(cwd, name)]
+    : path.split(delimiter).map((folder) => resolve(cwd, folder, name));
   return candidates.find((candidate) => {
     try {
       accessSync(candidate, fsConstants.X_OK);

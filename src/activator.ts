@@ -475,7 +475,7 @@ export async function activate(
   }
   Object.assign(baseEnv, options.env);
   const program = command[0]!;
-  if (findProgram(program, baseEnv.PATH ?? "") === undefined) {
+  if (findProgram(program, baseEnv.PATH ?? "", options.cwd) === undefined) {
     throw new ActivationError(
       "SPAWN_FAILED",
       `Cannot start ${JSON.stringify(program)}: ${
@@ -523,7 +523,9 @@ export async function activate(
     reactor,
     FD_STORE_MAX,
     (change: FdStoreChange) => {
-      const what = change.action === "refused"
+      const what = change.action === "warning"
+        ? change.message
+        : change.action === "refused"
         ? `refused fd "${change.name}": ${change.reason}`
         : change.action === "stored"
         ? `stored fd "${change.name}"`

@@ -284,3 +284,47 @@ test("activate() refuses bad arguments with the error that names them", async ()
     /stopTimeoutMs is a positive number of ms/,
   );
 });
+
+test('activate() stores an fd with an invalid FDNAME= as "stored", and says so', async () => {
+  const log = eventLog();
+  const activation = await activate([
+    PYTHON,
+    "-c",
+    String.raw`
+import os, socket
+r, w = os.pipe()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(os.environ["NOTIFY_SOCKET"])
+socket.send_fds(s, [b"FDSTORE=1\nFDNAME=bad:name\nFDPOLL=0"], [r])
+s.send(b"FDSTOREREMOVE=1")
+`,
+  ], { listen: ["127.0.0.1:0"], notify: true, onEvent: log.onEvent });
+  await activation.finished;
+  assert.deepEqual(
+    log.events.filter((event) => event.type === "fdstore").map((event) =>
+      event.message
+    ),
+    [
+      `FDNAME="bad:name" is not printable ASCII without ':': the fds are stored as "stored"`,
+      'stored fd "stored"',
+      "FDSTOREREMOVE=1 without a valid FDNAME= is ignored",
+    ],
+  );
+});
+
+test("activate() runs the child in cwd, and finds a relative program there", async () => {
+  const work = mkdtempSync(join(folder, "cwd-"));
+  writeFileSync(
+    join(work, "run.sh"),
+    `#!/bin/sh\npwd > ${join(work, "pwd")}\n`,
+    {
+      mode: 0o755,
+    },
+  );
+  const activation = await activate(["./run.sh"], {
+    listen: ["127.0.0.1:0"],
+    cwd: work,
+  });
+  assert.equal((await activation.finished)!.code, 0);
+  assert.equal(readFileSync(join(work, "pwd"), "utf8").trim(), work);
+});

@@ -107,3 +107,19 @@ export {
   readPassedFile,
   type ReadPassedFileOptions,
 } from "./src/passed_file.ts";
+export {
+  activate,
+  type ActivatedEndpoint,
+  type ActivateOptions,
+  type Activation,
+  type ActivatorEvent,
+  type ChildExit,
+  type ListenSpec,
+  type RestartPolicy,
+} from "./src/activator.ts";
+export {
+  createNotifyReceiver,
+  type Notification,
+  type NotifyReceiver,
+  type StoredFd,
+} from "./src/notify_receiver.ts";

@@ -15,6 +15,7 @@
  * @module
  */
 
+import ts from "npm:typescript@5.9.3";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
@@ -133,6 +134,7 @@ function packageJson(
         require: { types: "./script/mod.d.ts", default: "./script/mod.js" },
       },
     },
+    bin: { "socket-activate": "./esm/src/cli.js" },
     files: ["esm/", "script/", "README.md", "LICENSE"],
     engines: { node: ">=20.19" },
     os: ["linux"],
@@ -198,6 +200,26 @@ async function buildLibrary(): Promise<void> {
     join(NPM_DIR, "script", "package.json"),
     JSON.stringify({ type: "commonjs" }, null, 2) + "\n",
   );
+}
+
+/**
+ * The `socket-activate` bin: src/cli.ts as an executable ESM script. It
+ * imports only modules of the library, which buildLibrary() compiled; only
+ * the entry itself is not reachable from mod.ts.
+ */
+async function buildCli(): Promise<void> {
+  step("Compiling the socket-activate bin to npm/esm/src/cli.js");
+  const source = await Deno.readTextFile(join(STAGE_DIR, "src", "cli.ts"));
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: {
+      module: ts.ModuleKind.ESNext,
+      target: ts.ScriptTarget.ES2022,
+      rewriteRelativeImportExtensions: true,
+    },
+  });
+  const path = join(NPM_DIR, "esm", "src", "cli.js");
+  await writeFile(path, `#!/usr/bin/env node\n${outputText}`);
+  await Deno.chmod(path, 0o755);
 }
 
 /**
@@ -303,6 +325,7 @@ async function main(): Promise<void> {
   step("Staging the sources for Node in npm/.stage/");
   const { testSources, testAssets } = await stageSources(STAGE_DIR);
   await buildLibrary();
+  await buildCli();
   await buildTests(testSources, testAssets, names);
 
   let counts: TestCounts | undefined;

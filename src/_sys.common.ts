@@ -74,7 +74,59 @@ export interface Libc {
     count: number,
     timeoutMs: number,
   ): Promise<number>;
+  fchmod(fd: number, mode: number): number;
+  fchmodat(dirFd: number, path: string, mode: number, flags: number): number;
+  read(fd: number, buffer: Uint8Array): number;
+  write(fd: number, buffer: Uint8Array): number;
+  kill(pid: number, signal: number): number;
+  /** waitid() into a siginfo_t (128 bytes). */
+  waitid(idType: number, id: number, info: Uint8Array, options: number): number;
+  // posix_spawn() and its file actions and attributes, each in a buffer of
+  // SPAWN_BUFFER_SIZE that the matching init() fills. They return 0 or the
+  // error number, as posix_spawn(3) does.
+  spawnFileActionsInit(actions: Uint8Array): number;
+  spawnFileActionsDestroy(actions: Uint8Array): number;
+  spawnFileActionsAddDup2(
+    actions: Uint8Array,
+    fd: number,
+    newFd: number,
+  ): number;
+  spawnFileActionsAddOpen(
+    actions: Uint8Array,
+    fd: number,
+    path: string,
+    flags: number,
+    mode: number,
+  ): number;
+  spawnFileActionsAddChdir(actions: Uint8Array, path: string): number;
+  /** posix_spawn_file_actions_addclosefrom_np() (glibc 2.34 and later). */
+  spawnFileActionsAddCloseFrom(actions: Uint8Array, from: number): number;
+  spawnAttrInit(attributes: Uint8Array): number;
+  spawnAttrDestroy(attributes: Uint8Array): number;
+  spawnAttrSetFlags(attributes: Uint8Array, flags: number): number;
+  spawnAttrSetPgroup(attributes: Uint8Array, pgroup: number): number;
+  /** posix_spawnattr_setsigmask() with a sigset_t (SIGSET_SIZE bytes). */
+  spawnAttrSetSigMask(attributes: Uint8Array, set: Uint8Array): number;
+  /** posix_spawnattr_setsigdefault() with a sigset_t. */
+  spawnAttrSetSigDefault(attributes: Uint8Array, set: Uint8Array): number;
+  /** posix_spawn(): the new pid goes in `pid[0]`. */
+  posixSpawn(
+    pid: Int32Array,
+    path: string,
+    actions: Uint8Array,
+    attributes: Uint8Array,
+    argv: readonly string[],
+    env: readonly string[],
+  ): number;
 }
+
+/**
+ * Room for a posix_spawn_file_actions_t (80 bytes in glibc) or a
+ * posix_spawnattr_t (336 bytes), with margin.
+ */
+export const SPAWN_BUFFER_SIZE = 512;
+/** glibc's sigset_t: 1024 bits. */
+export const SIGSET_SIZE = 128;
 
 /** One datagram to send: destination, payload and control messages. */
 export interface Datagram {

@@ -49,7 +49,63 @@ const SYMBOLS = {
     nonblocking: true,
   },
   __errno_location: { parameters: [], result: "pointer" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "u64"], result: "i64" },
+  write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  waitid: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: {
+    parameters: ["buffer", "i32", "i32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addchdir_np: {
+    parameters: ["buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addclosefrom_np: {
+    parameters: ["buffer", "i32"],
+    result: "i32",
+  },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setpgroup: { parameters: ["buffer", "i32"], result: "i32" },
+  posix_spawnattr_setsigmask: {
+    parameters: ["buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawnattr_setsigdefault: {
+    parameters: ["buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
 } as const;
+
+const encoder = new TextEncoder();
+
+// A NUL-terminated C string.
+function cString(text: string): Uint8Array {
+  return encoder.encode(text + "\0");
+}
+
+// A NULL-terminated array of C strings (char *const []). The strings are
+// returned too: they must live as long as the call.
+function cStringArray(texts: readonly string[]): [BigUint64Array, unknown] {
+  const strings = texts.map(cString);
+  const pointers = new BigUint64Array(strings.length + 1);
+  strings.forEach((string, index) => pointers[index] = address(string));
+  return [pointers, strings];
+}
 
 // The address of a buffer's memory, for a struct that points at it.
 function address(buffer: ArrayBufferView): bigint {
@@ -135,6 +191,51 @@ const open = once((): Libc => {
       Number(symbols.read(fd, buffer, BigInt(buffer.length))),
     pollAsync: (pollfds, count, timeoutMs) =>
       symbols.poll(pollfds, BigInt(count), timeoutMs),
+    fchmod: symbols.fchmod,
+    fchmodat: (dirFd, path, mode, flags) =>
+      symbols.fchmodat(dirFd, cString(path), mode, flags),
+    read: (fd, buffer) =>
+      Number(symbols.read(fd, buffer, BigInt(buffer.length))),
+    write: (fd, buffer) =>
+      Number(symbols.write(fd, buffer, BigInt(buffer.length))),
+    kill: symbols.kill,
+    waitid: symbols.waitid,
+    spawnFileActionsInit: symbols.posix_spawn_file_actions_init,
+    spawnFileActionsDestroy: symbols.posix_spawn_file_actions_destroy,
+    spawnFileActionsAddDup2: symbols.posix_spawn_file_actions_adddup2,
+    spawnFileActionsAddOpen: (actions, fd, path, flags, mode) =>
+      symbols.posix_spawn_file_actions_addopen(
+        actions,
+        fd,
+        cString(path),
+        flags,
+        mode,
+      ),
+    spawnFileActionsAddChdir: (actions, path) =>
+      symbols.posix_spawn_file_actions_addchdir_np(actions, cString(path)),
+    spawnFileActionsAddCloseFrom:
+      symbols.posix_spawn_file_actions_addclosefrom_np,
+    spawnAttrInit: symbols.posix_spawnattr_init,
+    spawnAttrDestroy: symbols.posix_spawnattr_destroy,
+    spawnAttrSetFlags: symbols.posix_spawnattr_setflags,
+    spawnAttrSetPgroup: symbols.posix_spawnattr_setpgroup,
+    spawnAttrSetSigMask: symbols.posix_spawnattr_setsigmask,
+    spawnAttrSetSigDefault: symbols.posix_spawnattr_setsigdefault,
+    posixSpawn(pid, path, actions, attributes, argv, env) {
+      const [argvPointers, argvStrings] = cStringArray(argv);
+      const [envPointers, envStrings] = cStringArray(env);
+      const result = symbols.posix_spawn(
+        pid,
+        cString(path),
+        actions,
+        attributes,
+        argvPointers,
+        envPointers,
+      );
+      void argvStrings; // kept reachable until the call returns
+      void envStrings;
+      return result;
+    },
   };
 });
 

@@ -138,6 +138,51 @@ function load(): Libc {
   const poll = lib.func(
     "int poll(void *fds, unsigned long count, int timeout)",
   );
+  const fchmod = lib.func("int fchmod(int fd, uint32_t mode)");
+  const fchmodat = lib.func(
+    "int fchmodat(int dirfd, const char *path, uint32_t mode, int flags)",
+  );
+  const read = lib.func("long read(int fd, void *buffer, size_t count)");
+  const write = lib.func("long write(int fd, void *buffer, size_t count)");
+  const kill = lib.func("int kill(int pid, int signal)");
+  const waitid = lib.func(
+    "int waitid(int type, int id, void *info, int options)",
+  );
+  const spawnFileActions = (name: string, ...parameters: string[]) =>
+    lib.func(
+      `int posix_spawn_file_actions_${name}(void *actions${
+        parameters.map((parameter) => `, ${parameter}`).join("")
+      })`,
+    );
+  const actionsInit = spawnFileActions("init");
+  const actionsDestroy = spawnFileActions("destroy");
+  const addDup2 = spawnFileActions("adddup2", "int fd", "int newfd");
+  const addOpen = spawnFileActions(
+    "addopen",
+    "int fd",
+    "const char *path",
+    "int flags",
+    "uint32_t mode",
+  );
+  const addChdir = spawnFileActions("addchdir_np", "const char *path");
+  const addCloseFrom = spawnFileActions("addclosefrom_np", "int from");
+  const spawnAttr = (name: string, ...parameters: string[]) =>
+    lib.func(
+      `int posix_spawnattr_${name}(void *attributes${
+        parameters.map((parameter) => `, ${parameter}`).join("")
+      })`,
+    );
+  const attrInit = spawnAttr("init");
+  const attrDestroy = spawnAttr("destroy");
+  const setFlags = spawnAttr("setflags", "short flags");
+  const setPgroup = spawnAttr("setpgroup", "int pgroup");
+  const setSigMask = spawnAttr("setsigmask", "void *set");
+  const setSigDefault = spawnAttr("setsigdefault", "void *set");
+  // koffi passes a JS array of strings (null-terminated here) as char *[].
+  const posixSpawn = lib.func(
+    "int posix_spawn(_Out_ int *pid, const char *path, void *actions, " +
+      "void *attributes, const char **argv, const char **envp)",
+  );
   return {
     fcntl: (fd, cmd, arg) => fcntl(fd, cmd, "int", arg) as number,
     errno: () => koffi.errno(),
@@ -178,6 +223,43 @@ function load(): Libc {
             error ? reject(error) : resolve(result),
         )
       ),
+    fchmod: (fd, mode) => fchmod(fd, mode) as number,
+    fchmodat: (dirFd, path, mode, flags) =>
+      fchmodat(dirFd, path, mode, flags) as number,
+    read: (fd, buffer) => Number(read(fd, buffer, buffer.length)),
+    write: (fd, buffer) => Number(write(fd, buffer, buffer.length)),
+    kill: (pid, signal) => kill(pid, signal) as number,
+    waitid: (type, id, info, options) =>
+      waitid(type, id, info, options) as number,
+    spawnFileActionsInit: (actions) => actionsInit(actions) as number,
+    spawnFileActionsDestroy: (actions) => actionsDestroy(actions) as number,
+    spawnFileActionsAddDup2: (actions, fd, newFd) =>
+      addDup2(actions, fd, newFd) as number,
+    spawnFileActionsAddOpen: (actions, fd, path, flags, mode) =>
+      addOpen(actions, fd, path, flags, mode) as number,
+    spawnFileActionsAddChdir: (actions, path) =>
+      addChdir(actions, path) as number,
+    spawnFileActionsAddCloseFrom: (actions, from) =>
+      addCloseFrom(actions, from) as number,
+    spawnAttrInit: (attributes) => attrInit(attributes) as number,
+    spawnAttrDestroy: (attributes) => attrDestroy(attributes) as number,
+    spawnAttrSetFlags: (attributes, flags) =>
+      setFlags(attributes, flags) as number,
+    spawnAttrSetPgroup: (attributes, pgroup) =>
+      setPgroup(attributes, pgroup) as number,
+    spawnAttrSetSigMask: (attributes, set) =>
+      setSigMask(attributes, set) as number,
+    spawnAttrSetSigDefault: (attributes, set) =>
+      setSigDefault(attributes, set) as number,
+    posixSpawn: (pid, path, actions, attributes, argv, env) =>
+      posixSpawn(
+        pid,
+        path,
+        actions,
+        attributes,
+        [...argv, null],
+        [...env, null],
+      ) as number,
     pidfdOpen: (pid) =>
       Number(syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
     fstat: (fd, buffer) => fstat(fd, buffer) as number,

@@ -149,7 +149,8 @@ function checkKeys(
   }
 }
 
-function fdNameProblem(name: string): string | undefined {
+/** @internal Why `name` is not a valid fd name, or `undefined` when it is. */
+export function fdNameProblem(name: string): string | undefined {
   // systemd's fdname_is_valid() (sd_listen_fds(3), FileDescriptorName= in
   // systemd.socket(5)); an empty name could never be asked for.
   if (name === "") return "is empty";

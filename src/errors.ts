@@ -42,6 +42,8 @@
  *   give (the per-uid request limit of `serve()` on a socket that is not a
  *   unix socket; a kind of socket neither runtime can use, such as
  *   SOCK_SEQPACKET or netlink, named in the message).
+ * - `SPAWN_FAILED`: a child process could not be started (no such program,
+ *   or a system call failed).
  */
 export type ActivationErrorCode =
   | "INVALID_LISTEN_PID"
@@ -70,7 +72,8 @@ export type ActivationErrorCode =
   | "INVALID_WATCHDOG_PID"
   | "FFI_UNAVAILABLE"
   | "ENV_UNAVAILABLE"
-  | "UNSUPPORTED";
+  | "UNSUPPORTED"
+  | "SPAWN_FAILED";
 
 /** Options of the {@linkcode ActivationError} constructor. */
 export interface ActivationErrorOptions {

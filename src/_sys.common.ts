@@ -76,7 +76,6 @@ export interface Libc {
   ): Promise<number>;
   fchmod(fd: number, mode: number): number;
   fchmodat(dirFd: number, path: string, mode: number, flags: number): number;
-  read(fd: number, buffer: Uint8Array): number;
   write(fd: number, buffer: Uint8Array): number;
   kill(pid: number, signal: number): number;
   /** waitid() into a siginfo_t (128 bytes). */

@@ -51,7 +51,6 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   waitid: { parameters: ["i32", "i32", "buffer", "i32"], result: "i32" },
@@ -194,8 +193,6 @@ const open = once((): Libc => {
     fchmod: symbols.fchmod,
     fchmodat: (dirFd, path, mode, flags) =>
       symbols.fchmodat(dirFd, cString(path), mode, flags),
-    read: (fd, buffer) =>
-      Number(symbols.read(fd, buffer, BigInt(buffer.length))),
     write: (fd, buffer) =>
       Number(symbols.write(fd, buffer, BigInt(buffer.length))),
     kill: symbols.kill,

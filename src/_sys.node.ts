@@ -142,7 +142,6 @@ function load(): Libc {
   const fchmodat = lib.func(
     "int fchmodat(int dirfd, const char *path, uint32_t mode, int flags)",
   );
-  const read = lib.func("long read(int fd, void *buffer, size_t count)");
   const write = lib.func("long write(int fd, void *buffer, size_t count)");
   const kill = lib.func("int kill(int pid, int signal)");
   const waitid = lib.func(
@@ -226,7 +225,6 @@ function load(): Libc {
     fchmod: (fd, mode) => fchmod(fd, mode) as number,
     fchmodat: (dirFd, path, mode, flags) =>
       fchmodat(dirFd, path, mode, flags) as number,
-    read: (fd, buffer) => Number(read(fd, buffer, buffer.length)),
     write: (fd, buffer) => Number(write(fd, buffer, buffer.length)),
     kill: (pid, signal) => kill(pid, signal) as number,
     waitid: (type, id, info, options) =>

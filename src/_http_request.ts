@@ -84,10 +84,17 @@ export function requestUrl(
     : new URL(url).href;
 }
 
-/** Reads the rest of the message into one exact-size Uint8Array. */
-function readAll(message: IncomingMessage): Promise<Uint8Array> {
+/**
+ * Reads the rest of the message into one exact-size Uint8Array; `onGone` is
+ * told when the client goes away first.
+ */
+function readAll(
+  message: IncomingMessage,
+  onGone: () => void,
+): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     if (message.destroyed) {
+      onGone();
       reject(clientGone());
       return;
     }
@@ -112,6 +119,7 @@ function readAll(message: IncomingMessage): Promise<Uint8Array> {
     function onClose(): void {
       if (message.complete && message.readableEnded) return;
       cleanUp();
+      onGone();
       reject(clientGone());
     }
     function onError(error: Error): void {
@@ -135,11 +143,13 @@ function readAll(message: IncomingMessage): Promise<Uint8Array> {
  * The body as a ReadableStream that reads from the connection only when a
  * reader waits (high-water mark 0): the message stays paused otherwise, and
  * the kernel's buffers then push back on the client. `onRead` is told of the
- * first read or cancel, which is what "disturbed" means for bodyUsed.
+ * first read or cancel, which is what "disturbed" means for bodyUsed, and
+ * `onGone` when the client goes away before the body ends.
  */
 function bodyStream(
   message: IncomingMessage,
   onRead: () => void,
+  onGone: () => void,
 ): ReadableStream<Uint8Array> {
   message.pause();
   let done = false;
@@ -147,7 +157,10 @@ function bodyStream(
     start(controller) {
       message.on("data", (chunk: Uint8Array) => {
         if (done) return;
-        controller.enqueue(chunk);
+        // A plain Uint8Array over Node's Buffer, as the fetch standard gives.
+        controller.enqueue(
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+        );
         if ((controller.desiredSize ?? 0) <= 0) message.pause();
       });
       message.on("end", () => {
@@ -158,10 +171,12 @@ function bodyStream(
       message.on("close", () => {
         if (done || message.complete) return;
         done = true;
+        onGone();
         controller.error(clientGone());
       });
       if (message.destroyed && !message.complete) {
         done = true;
+        onGone();
         controller.error(clientGone());
       }
     },
@@ -207,6 +222,8 @@ function makeRequestClass(): LazyRequestClass {
     #body: ReadableStream<Uint8Array> | null | undefined;
     /** The body was read or cancelled (through `body` or a fast read). */
     #used = false;
+    /** The client went away before the body ended. */
+    #gone = false;
     /** The real Request, once something needed one. */
     #request: Request | undefined;
     /** The real Request's body is this one's (it took the stream over). */
@@ -245,9 +262,12 @@ function makeRequestClass(): LazyRequestClass {
         const controller = new AbortController();
         this.#controller = controller;
         const out = this.#out;
-        // The client went away before the response was sent; replayed for a
-        // signal read after the fact.
-        if (out.destroyed) {
+        // The client went away before the response was sent: replayed for a
+        // signal read after the fact (the socket is gone, or the body read
+        // failed because it is).
+        if (
+          this.#gone || out.destroyed || this.#message.socket?.destroyed
+        ) {
           if (!out.writableFinished) controller.abort();
         } else {
           out.once("close", () => {
@@ -258,6 +278,12 @@ function makeRequestClass(): LazyRequestClass {
       return this.#controller.signal;
     }
 
+    /** The client went away before the request body ended. */
+    #left(): void {
+      this.#gone = true;
+      if (!this.#out.writableFinished) this.#controller?.abort();
+    }
+
     get body(): ReadableStream<Uint8Array> | null {
       if (this.#bodyIsRequests) return this.#request!.body;
       if (this.#body === undefined) {
@@ -265,7 +291,11 @@ function makeRequestClass(): LazyRequestClass {
         // Read straight from the message: the real Request holds a used body.
         else if (this.#used) return this.#materialize().body;
         else {
-          this.#body = bodyStream(this.#message, () => this.#used = true);
+          this.#body = bodyStream(
+            this.#message,
+            () => this.#used = true,
+            () => this.#left(),
+          );
         }
       }
       return this.#body;
@@ -317,7 +347,7 @@ function makeRequestClass(): LazyRequestClass {
         }
         if (this.#used) return Promise.reject(bodyUnusable());
         this.#used = true;
-        return readAll(this.#message).then(convert);
+        return readAll(this.#message, () => this.#left()).then(convert);
       } catch (error) {
         return Promise.reject(error);
       }

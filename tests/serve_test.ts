@@ -335,6 +335,130 @@ for (const mode of MODES) {
   );
 
   test(
+    `serve() cancels the response body and aborts request.signal when the client leaves mid-stream${mode.label}`,
+    DEADLINE,
+    async () => {
+      const cancelled = signal<unknown>();
+      const aborted = signal();
+      const server = await serveIn(
+        mode,
+        { endpoint: "http://127.0.0.1:0" },
+        (request) => {
+          request.signal.addEventListener("abort", () => aborted.resolve());
+          let sent = 0;
+          // Endless: a chunk each time the connection wants one.
+          return new Response(
+            new ReadableStream<Uint8Array>({
+              pull(controller) {
+                controller.enqueue(
+                  new TextEncoder().encode(`chunk ${++sent}\n`),
+                );
+              },
+              cancel(reason) {
+                cancelled.resolve(reason);
+              },
+            }),
+          );
+        },
+      );
+      try {
+        const outgoing = httpRequest({
+          ...connection(targetOf(server)),
+          path: "/endless",
+          agent: false,
+        });
+        outgoing.on("error", () => {});
+        const response = await new Promise<IncomingMessage>((resolve) => {
+          outgoing.on("response", resolve);
+          outgoing.end();
+        });
+        assert.equal(response.statusCode, 200);
+        await new Promise((resolve) => response.once("data", resolve));
+        outgoing.destroy();
+        await cancelled.promise;
+        await aborted.promise;
+      } finally {
+        await server.shutdown();
+      }
+    },
+  );
+
+  test(
+    `serve() gives an aborted request.signal to a handler that reads it after the client left${mode.label}`,
+    DEADLINE,
+    async () => {
+      const seen = signal<{ failed: boolean; abortedAtOnce: boolean }>();
+      const aborted = signal();
+      const server = await serveIn(
+        mode,
+        { endpoint: "http://127.0.0.1:0" },
+        async (request) => {
+          // The body never ends: the client leaves first, and the read fails.
+          const failed = await request.text().then(() => false, () => true);
+          // Only now is the signal read.
+          const { signal } = request;
+          if (signal.aborted) aborted.resolve();
+          else signal.addEventListener("abort", () => aborted.resolve());
+          seen.resolve({ failed, abortedAtOnce: signal.aborted });
+          return new Response("too late");
+        },
+      );
+      try {
+        const target = targetOf(server) as { port: number };
+        const socket = connect(target.port, "127.0.0.1");
+        socket.on("error", () => {});
+        socket.write(
+          "POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
+        );
+        // Once the server has the request, the client goes away.
+        await new Promise((resolve) => socket.once("connect", resolve));
+        socket.destroy();
+        const { failed, abortedAtOnce } = await seen.promise;
+        assert.equal(failed, true);
+        // node:http's lazy signal knows the client left; Deno's engine may
+        // tell its own a moment later.
+        if (server.engine === "node:http") assert.equal(abortedAtOnce, true);
+        await aborted.promise;
+      } finally {
+        await server.shutdown();
+      }
+    },
+  );
+
+  test(
+    `serve() ends a HEAD response at once and cancels its endless body${mode.label}`,
+    DEADLINE,
+    async () => {
+      const cancelled = signal();
+      const server = await serveIn(
+        mode,
+        { endpoint: "http://127.0.0.1:0" },
+        () =>
+          new Response(
+            new ReadableStream<Uint8Array>({
+              pull(controller) {
+                controller.enqueue(new Uint8Array(1024));
+              },
+              cancel() {
+                cancelled.resolve();
+              },
+            }),
+            { headers: { "x-kind": "endless" } },
+          ),
+      );
+      try {
+        const answer = await ask(targetOf(server), { method: "HEAD" });
+        assert.equal(answer.status, 200);
+        assert.equal(answer.headers["x-kind"], "endless");
+        assert.equal(answer.body, "");
+        await cancelled.promise;
+      } finally {
+        await server.shutdown();
+      }
+    },
+  );
+
+  test(
     `serve() shuts down gracefully: in-flight requests finish, then \`finished\`${mode.label}`,
     DEADLINE,
     async () => {

@@ -523,6 +523,50 @@ for (const mode of MODES) {
   );
 
   test(
+    `serve() shutdown answers a new connection's first request with Connection: close and closes a silent one after shutdownGraceMs${mode.label}`,
+    DEADLINE,
+    async () => {
+      const server = await serveIn(
+        mode,
+        { endpoint: "http://127.0.0.1:0", shutdownGraceMs: 200 },
+        () => new Response("first and last"),
+      );
+      const { port } = targetOf(server) as { port: number };
+      const accepted = signal();
+      let count = 0;
+      server.server.on("connection", () => {
+        if (++count === 2) accepted.resolve();
+      });
+      // Connected, but no request yet: what a restart catches.
+      const open = () => {
+        const socket = connect(port, "127.0.0.1");
+        let received = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (chunk: string) => received += chunk);
+        const ended = new Promise<string>((resolve) =>
+          socket.on("close", () => resolve(received))
+        );
+        socket.on("error", () => {});
+        return { socket, ended };
+      };
+      const talker = open();
+      const silent = open();
+      await accepted.promise;
+      let finished = false;
+      const done = server.shutdown().then(() => finished = true);
+      talker.socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      const answer = await talker.ended;
+      assert.match(answer, /^HTTP\/1\.1 200 /);
+      assert.match(answer, /\r\nconnection: close\r\n/i);
+      assert.match(answer, /first and last$/);
+      // The silent one is closed by the server once the grace is over.
+      assert.equal(await silent.ended, "");
+      await done;
+      assert.equal(finished, true);
+    },
+  );
+
+  test(
     `serve() answers 503 over the per-uid limit on a unix socket${mode.label}`,
     DEADLINE,
     async () => {

@@ -1,24 +1,38 @@
 // A fetch-style HTTP/1.1 server on the listener the library resolves (SPEC
 // section 4: a passed systemd socket first, else the endpoint bound here).
-// It runs on node:http in both runtimes, since Deno's own serve() cannot take
-// an fd.
+// Deno.serve() cannot take an fd, so the listener is a node:http server in
+// both runtimes; on Deno, its TCP connections are handed to Deno's own HTTP
+// engine when that is reachable (src/_http_native.deno.ts), the rest is
+// answered by node:http (src/_http_node.ts).
 
+import { createServer, type Server } from "node:http";
+import { Server as NetServer, type Socket } from "node:net";
+import process from "node:process";
+import { Connections } from "./_http_connections.ts";
 import {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from "node:http";
-import type { Socket } from "node:net";
-import { toRequest, writeResponse } from "./_http_adapter.ts";
-import { sys } from "./_sys.deno.ts";
-import { readFdInfo } from "./_sys.common.ts";
+  errorResponder,
+  type Handler,
+  type ServeContext,
+} from "./_http_handler.ts";
+import { nativeHttp } from "./_http_native.deno.ts";
+import { type NativeEngine, nativeEngine } from "./_http_native_engine.ts";
+import { handleFd, nodeHttpEngine } from "./_http_node.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 import { type ListenedOn, listenOn, type ListenOptions } from "./listen.ts";
 
 /** The seed's limit when it is on without a number (SPEC section 4). */
 const DEFAULT_PER_UID_LIMIT = 10;
+
+/** How long a shutdown waits for a new connection's first request. */
+const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
+
+/**
+ * Internal, for the tests: set to `1`, serve() takes the paths that use no
+ * runtime internal (node:http on Deno too, and response bodies read through
+ * their stream), so that the same tests cover both.
+ */
+const FALLBACK_VARIABLE = "SOCKET_ACTIVATION_SERVE_FALLBACK";
 
 /** A fetch-style request handler. */
 export type ServeHandler = (request: Request) => Response | Promise<Response>;
@@ -36,6 +50,12 @@ export interface ServeOptions extends ListenOptions {
    * {@linkcode HttpServer.shutdown} does.
    */
   signal?: AbortSignal;
+  /**
+   * During a shutdown, how long a connection accepted before it but that
+   * has not brought its first request yet is waited for, in milliseconds
+   * (Go's http.Server waits 5 s too). Default: `5000`.
+   */
+  shutdownGraceMs?: number;
   /**
    * Unix sockets only: the most requests one peer uid (`SO_PEERCRED`) may
    * have in progress at once; the next one gets `503 Service Unavailable`
@@ -56,8 +76,17 @@ export interface ServeOptions extends ListenOptions {
 
 /** A running {@linkcode serve} server. */
 export interface HttpServer {
-  /** The node:http server, for its events and settings (timeouts). */
+  /**
+   * The listening node:http server. Its events and settings (timeouts)
+   * apply to the connections node:http answers: all of them on Node, and on
+   * Deno those of unix sockets (see `engine`).
+   */
   readonly server: Server;
+  /**
+   * What answers the HTTP requests: `deno` for Deno's own HTTP engine (the
+   * one behind `Deno.serve()`, on TCP sockets), `node:http` otherwise.
+   */
+  readonly engine: "deno" | "node:http";
   /**
    * Where it listens. A bound TCP endpoint carries the real port (port 0
    * asks for any free one); a passed socket is given by its fd.
@@ -77,19 +106,13 @@ export interface HttpServer {
   /**
    * Shuts the server down gracefully: stops accepting connections, lets the
    * requests in progress finish (their responses say `Connection: close`
-   * when not yet sent), closes idle keep-alive connections at once and the
-   * others after their response.
+   * when not yet sent), closes idle keep-alive connections at once, and
+   * waits up to `shutdownGraceMs` for the first request of a connection
+   * that has not sent one yet, which is answered with `Connection: close`.
    *
    * @returns {@linkcode HttpServer.finished}.
    */
   shutdown(): Promise<void>;
-}
-
-interface Connection {
-  /** Requests in progress on it (node:http serves one at a time). */
-  active: number;
-  /** The peer's uid, when the per-uid limit is on. */
-  uid: number | undefined;
 }
 
 function perUidLimitOf(value: number | boolean | undefined): number {
@@ -103,12 +126,23 @@ function perUidLimitOf(value: number | boolean | undefined): number {
   return value;
 }
 
-// The fd behind a node:net handle: Node's and Deno's Pipe handles both carry
-// it (Deno's TCP handles do not).
-function handleFd(owner: Server | Socket): number | undefined {
-  const handle = (owner as unknown as { _handle?: { fd?: unknown } })._handle;
-  const fd = handle?.fd;
-  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+function graceOf(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_SHUTDOWN_GRACE_MS;
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(
+      `Invalid shutdownGraceMs: expected a number of milliseconds from 0, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function fallbackForced(): boolean {
+  try {
+    return process.env[FALLBACK_VARIABLE] === "1";
+  } catch {
+    // Deno without --allow-env: serve() then fails on LISTEN_* anyway.
+    return false;
+  }
 }
 
 /** Throws UNSUPPORTED unless the per-uid limit can work on `server`. */
@@ -132,57 +166,73 @@ function checkPerUidSupport(server: Server, listened: ListenedOn): void {
   }
 }
 
-/** The uid at the other end of a unix socket connection, if it can be read. */
-function peerUid(socket: Socket): number | undefined {
-  const fd = handleFd(socket);
-  if (fd === undefined) return undefined;
-  try {
-    const raw = readFdInfo(sys.libc(), fd);
-    return raw.open && raw.socket ? raw.peer?.uid : undefined;
-  } catch {
-    return undefined;
+/** The listener's own address, for requests that name no host. */
+function localAddress(
+  listened: ListenedOn,
+): { hostname: string; port: number } | undefined {
+  if (listened.endpoint.kind === "http") {
+    return { hostname: listened.endpoint.host, port: listened.endpoint.port };
   }
+  const address = listened.socket?.address;
+  if (address?.family === "ipv4" || address?.family === "ipv6") {
+    return { hostname: address.host, port: address.port };
+  }
+  return undefined;
 }
 
-async function defaultOnError(error: unknown): Promise<Response> {
-  console.error(error);
-  return await Promise.resolve(
-    new Response("Internal Server Error\n", {
-      status: 500,
-      headers: { "content-type": "text/plain; charset=utf-8" },
-    }),
-  );
+/**
+ * Sets net.Server's `pauseOnConnect` after construction (node:http's
+ * constructor does not pass it on): both runtimes read the property on each
+ * accepted connection. `false` when the server has no such property.
+ */
+function setPauseOnConnect(server: Server, pause: boolean): boolean {
+  const fields = server as unknown as { pauseOnConnect?: unknown };
+  if (typeof fields.pauseOnConnect !== "boolean") return false;
+  fields.pauseOnConnect = pause;
+  return true;
 }
 
-function plainResponse(status: number, text: string): Response {
-  return new Response(text + "\n", {
-    status,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      connection: "close",
-    },
-  });
+/**
+ * The one `connection` listener node:http's server registers for itself, to
+ * be set aside when Deno's engine takes the connections; `undefined` if
+ * there is not exactly one.
+ */
+function httpConnectionListener(
+  server: Server,
+): ((socket: Socket) => void) | undefined {
+  const listeners = server.listeners("connection");
+  return listeners.length === 1
+    ? listeners[0] as (socket: Socket) => void
+    : undefined;
 }
 
 /**
  * Serves HTTP/1.1 with a fetch-style handler on the socket systemd passed
- * or on the endpoint, bound here, through `node:http` on Deno and Node
- * alike. Request and response bodies stream with backpressure;
- * `request.signal` aborts when the client goes away before the response is
- * sent. The listener is chosen as {@linkcode listen} chooses it.
+ * or on the endpoint, bound here. The listener is chosen as
+ * {@linkcode listen} chooses it. Request and response bodies stream with
+ * backpressure; `request.signal` aborts when the client goes away before the
+ * response is sent. A handler that returns a Response (not a promise) whose
+ * body is a string, bytes or nothing has it written at once.
+ *
+ * It runs on `node:http` in both runtimes, except that on Deno a TCP
+ * socket's connections are answered by Deno's own HTTP engine (the one
+ * behind `Deno.serve()`), reached through a Deno internal when this Deno has
+ * it (see `engine` on the result).
  *
  * On Deno it needs `--allow-env` (and `--allow-ffi` for a passed socket or
  * the per-uid limit), plus `--allow-net` to bind a TCP port itself, or
  * `--allow-read --allow-write --allow-net` to bind a unix socket itself.
  *
- * @param options Where to listen, the shutdown signal and the limits.
+ * @param options Where to listen, the shutdown signal and grace, and the
+ * limits.
  * @param handler Answers each request; an error it throws becomes
  * `options.onError`'s response (500 by default).
  * @returns The running server, once it listens.
  * @throws {ActivationError} What {@linkcode listen} throws, and
  * `UNSUPPORTED` when `perUidLimit` is asked for on a socket that is not a
  * unix socket or whose fd the runtime does not expose.
- * @throws {RangeError} For a `perUidLimit` that is not a positive integer.
+ * @throws {RangeError} For a `perUidLimit` that is not a positive integer,
+ * or a negative `shutdownGraceMs`.
  * @throws {DOMException} `options.signal`'s reason when it is already
  * aborted.
  *
@@ -209,105 +259,38 @@ export async function serve(
   if (typeof handler !== "function") {
     throw new TypeError("Invalid handler: expected a function");
   }
-  const limit = perUidLimitOf(options.perUidLimit);
+  const perUidLimit = perUidLimitOf(options.perUidLimit);
+  const graceMs = graceOf(options.shutdownGraceMs);
   options.signal?.throwIfAborted();
-  const onError = options.onError ?? defaultOnError;
+  const publicOnly = fallbackForced();
 
-  const connections = new Map<Socket, Connection>();
-  const requestsPerUid = new Map<number, number>();
-  const handlers = new Set<Promise<void>>();
-  let closing = false;
-  let fallbackHost = "localhost";
-
-  async function answer(
-    message: IncomingMessage,
-    out: ServerResponse,
-    connection: Connection | undefined,
-  ): Promise<void> {
-    const method = message.method ?? "GET";
-    if (connection?.uid !== undefined) {
-      const count = requestsPerUid.get(connection.uid) ?? 0;
-      if (count >= limit) {
-        await writeResponse(
-          plainResponse(503, "Too many requests in progress for this user"),
-          out,
-          method,
-        );
-        return;
-      }
-      requestsPerUid.set(connection.uid, count + 1);
-      const uid = connection.uid;
-      out.once("close", () => {
-        const left = (requestsPerUid.get(uid) ?? 1) - 1;
-        if (left === 0) requestsPerUid.delete(uid);
-        else requestsPerUid.set(uid, left);
-      });
-    }
-    const aborter = new AbortController();
-    out.once("close", () => {
-      if (!out.writableFinished) aborter.abort();
-    });
-    let request: Request;
-    try {
-      request = toRequest(message, fallbackHost, aborter.signal);
-    } catch {
-      await writeResponse(plainResponse(400, "Bad Request"), out, method);
-      return;
-    }
-    let response: Response;
-    try {
-      response = await handler(request);
-      if (!(response instanceof Response)) {
-        throw new TypeError(
-          "The handler returned something else than a Response",
-        );
-      }
-    } catch (error) {
-      try {
-        response = await onError(error);
-      } catch (inner) {
-        console.error(inner);
-        response = plainResponse(500, "Internal Server Error");
-      }
-    }
-    if (closing) out.setHeader("connection", "close");
-    await writeResponse(response, out, method);
-  }
-
-  const server = createServer((message, out) => {
-    const socket = message.socket;
-    const connection = connections.get(socket);
-    if (connection !== undefined) connection.active++;
-    if (closing && !out.headersSent) out.setHeader("connection", "close");
-    const task = answer(message, out, connection).catch((error) => {
-      out.destroy(error instanceof Error ? error : new Error(String(error)));
-    });
-    handlers.add(task);
-    out.once("close", () => {
-      if (connection !== undefined) connection.active--;
-      // After the last response of a connection during shutdown: close it
-      // once the response is flushed (end() writes what is queued first).
-      if (closing && connection?.active === 0) socket.end();
-    });
-    task.finally(() => handlers.delete(task));
-  });
-
+  const connections = new Connections();
+  const context: ServeContext = {
+    handler: handler as Handler,
+    onError: errorResponder(options.onError),
+    connections,
+    perUidLimit,
+    publicOnly,
+    fallbackHost: "localhost",
+  };
+  const server = createServer();
+  const native = publicOnly || perUidLimit > 0 ? undefined : nativeHttp();
+  // Deno's engine must get the connection before anything reads from it.
+  const httpListener = native && setPauseOnConnect(server, true)
+    ? httpConnectionListener(server)
+    : undefined;
+  const node = nodeHttpEngine(server, context);
+  let engine: NativeEngine | undefined;
   server.on("connection", (socket: Socket) => {
-    const connection: Connection = { active: 0, uid: undefined };
-    if (limit > 0) {
-      connection.uid = peerUid(socket);
-      if (connection.uid === undefined) {
-        // Fail closed: a connection whose peer is unknown cannot be counted.
-        socket.destroy();
-        return;
-      }
+    if (engine !== undefined) {
+      if (engine.accept(socket)) return;
+      httpListener!.call(server, socket);
     }
-    connections.set(socket, connection);
-    socket.once("close", () => connections.delete(socket));
+    node.accept(socket);
   });
 
   const listened = await listenOn(server, options.endpoint, options);
-  if (limit > 0) {
+  if (perUidLimit > 0) {
     try {
       checkPerUidSupport(server, listened);
     } catch (error) {
@@ -315,39 +298,52 @@ export async function serve(
       throw error;
     }
   }
-  if (listened.endpoint.kind === "http") {
-    const { host, port } = listened.endpoint;
-    fallbackHost = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const local = localAddress(listened);
+  if (local !== undefined) {
+    const { hostname, port } = local;
+    context.fallbackHost = hostname.includes(":")
+      ? `[${hostname}]:${port}`
+      : `${hostname}:${port}`;
+  }
+  // Deno's engine takes TCP connections only: a unix socket's handle does
+  // not give its stream away. The one connection of an Accept=yes unit is
+  // not accepted by the server, so it stays with node:http too.
+  const listening = listened.socket?.listening !== false;
+  if (
+    native !== undefined && httpListener !== undefined &&
+    local !== undefined && listening
+  ) {
+    server.removeListener("connection", httpListener);
+    engine = nativeEngine(native, context, local);
+  } else if (httpListener !== undefined) {
+    setPauseOnConnect(server, false);
   }
 
-  let finish: () => void;
-  const finished = new Promise<void>((resolve) => finish = resolve);
-  // On shutdown(), or by itself once the one connection of an Accept=yes
-  // unit ends (listenOn()).
-  server.once("close", () => {
-    // The listener and every connection are closed; a handler may still
-    // run when its client went away.
-    void Promise.allSettled([...handlers]).then(() => finish());
-  });
   function shutdown(): Promise<void> {
-    if (closing) return finished;
-    closing = true;
-    options.signal?.removeEventListener("abort", shutdown);
-    server.close();
-    for (const [socket, connection] of connections) {
-      if (connection.active === 0) socket.destroy();
+    if (!connections.closing) {
+      options.signal?.removeEventListener("abort", shutdown);
+      // net's close(), not node:http's: that one would also close the
+      // connections that have not brought their first request yet.
+      connections.shutdown(
+        (closed) => NetServer.prototype.close.call(server, () => closed()),
+        graceMs,
+      );
     }
-    return finished;
+    return connections.finished;
   }
   options.signal?.addEventListener("abort", shutdown, { once: true });
+  // The server of an Accept=yes unit closes by itself once its one
+  // connection ends (listenOn()): that ends the service as a shutdown does.
+  server.once("close", shutdown);
 
   return {
     server,
+    engine: engine === undefined ? "node:http" : "deno",
     endpoint: listened.endpoint,
     source: listened.source,
     fd: listened.fd,
     name: listened.name,
-    finished,
+    finished: connections.finished,
     shutdown,
   };
 }

@@ -440,22 +440,19 @@ function makeRequestClass(): LazyRequestClass {
           },
         });
       }
-      // The runtimes' inspect would otherwise reach the forwarded members.
-      for (
-        const name of [
-          "nodejs.util.inspect.custom",
-          "Deno.privateCustomInspect",
-        ]
-      ) {
-        Object.defineProperty(NodeHttpRequest.prototype, Symbol.for(name), {
+      // node:util's inspect would otherwise reach the forwarded members.
+      Object.defineProperty(
+        NodeHttpRequest.prototype,
+        Symbol.for("nodejs.util.inspect.custom"),
+        {
           configurable: true,
           value: function (this: NodeHttpRequest) {
             return `Request { method: ${JSON.stringify(this.method)}, url: ${
               JSON.stringify(this.url)
             } }`;
           },
-        });
-      }
+        },
+      );
       // request.constructor is Request, as for any other request.
       Object.defineProperty(NodeHttpRequest.prototype, "constructor", {
         configurable: true,

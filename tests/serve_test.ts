@@ -133,6 +133,8 @@ for (const mode of MODES) {
           assert.deepEqual(await event(), {
             event: "listening",
             source: "systemd",
+            // Deno's engine takes TCP connections (with no --allow-net).
+            engine: kind === "tcp" ? mode.tcpEngine : "node:http",
             fd: 3,
             name: "web",
             endpoint: { kind: "fd", fd: 3 },

@@ -95,6 +95,13 @@ export const ARMS: readonly Arm[] = [
     activated: false,
   },
   {
+    id: "node-serve-reused",
+    runtime: "node",
+    label: "serve(), activated, one Response reused (diagnostic)",
+    server: "serve-reused",
+    activated: true,
+  },
+  {
     id: "node-hono",
     runtime: "node",
     label: "@hono/node-server",
@@ -170,6 +177,11 @@ const RATIOS: readonly { arm: string; baseline: string; what: string }[] = [
     arm: "node-serve",
     baseline: "node-http",
     what: "serve() / bare node:http",
+  },
+  {
+    arm: "node-serve-reused",
+    baseline: "node-http",
+    what: "serve(), one Response reused / bare node:http (diagnostic)",
   },
   {
     arm: "node-serve",
@@ -471,7 +483,12 @@ by \`Response.json(await request.json())\` (bare node:http: the same with
   lighter classes of its own, so that its handler's \`new Response()\` costs
   less than the runtime's; **@hono/node-server, globals kept**
   (\`overrideGlobalObjects: false\`: the handler makes the runtime's own
-  Response, as with serve() and srvx); **srvx**.
+  Response, as with serve() and srvx); **srvx**; and a diagnostic, **serve(),
+  one Response reused**: the handler makes its Response once and returns it
+  every time (the echo one still reads each request's JSON), which tells what
+  undici's \`new Response()\` and \`Response.json()\` cost per request from
+  what serve() itself costs (it works only because serve() writes a string
+  body without reading the Response's stream; not a way to write handlers).
 - Deno: **Deno.serve**; **bare node:http** (Deno's); **serve()** activated
   (TCP: Deno's own HTTP engine, see README) and self-bound; **serve() on
   node:http**, activated, with \`SOCKET_ACTIVATION_SERVE_FALLBACK=1\`, the path

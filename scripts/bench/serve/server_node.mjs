@@ -9,7 +9,12 @@
 // else PORT bound here), `hono` (@hono/node-server as it comes: it replaces
 // the global Request and Response with lighter ones of its own), `hono-plain`
 // (the same with `overrideGlobalObjects: false`, so that the handler makes
-// the runtime's own Response, as with serve() and srvx) or `srvx`.
+// the runtime's own Response, as with serve() and srvx), `srvx`, or
+// `serve-reused`, a diagnostic: serve() with a handler that makes its
+// Response once and returns it every time (the echo one still reads each
+// request's JSON), to tell the cost of undici's Response from that of
+// serve() (it works because serve() writes such a body without reading its
+// stream).
 // SCENARIO is `hello` or `echo` (handlers.js). Prints one JSON line once it
 // listens, saying where.
 
@@ -39,6 +44,17 @@ if (server === "node:http") {
 } else if (server === "serve") {
   const { formatEndpoint, serve } = await import("socket-activation");
   const running = await serve({ endpoint: bound }, fetch);
+  ready(running.source, formatEndpoint(running.endpoint));
+} else if (server === "serve-reused") {
+  const { formatEndpoint, serve } = await import("socket-activation");
+  let made;
+  const reused = scenario === "hello"
+    ? () => made ??= new Response("hello\n")
+    : async (request) => {
+      const data = await request.json();
+      return made ??= Response.json(data);
+    };
+  const running = await serve({ endpoint: bound }, reused);
   ready(running.source, formatEndpoint(running.endpoint));
 } else if (server === "hono" || server === "hono-plain") {
   const { serve } = await import("@hono/node-server");

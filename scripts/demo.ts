@@ -33,7 +33,7 @@ import {
   within,
 } from "../tests/_activator.ts";
 import { type Receiver, startReceiver } from "../tests/_receiver.ts";
-import { exists, ROOT } from "./_build_util.ts";
+import { exists, ROOT } from "./build/_util.ts";
 
 // A short watchdog interval, so that a ping (every half interval) shows.
 const WATCHDOG_USEC = 200_000;
@@ -234,17 +234,19 @@ async function byHand(
 async function main(): Promise<void> {
   if (!await exists(join(ROOT, "npm", "esm", "mod.js"))) {
     console.log(
-      "No npm build yet: building it (scripts/build_npm.ts --no-test)",
+      "No npm build yet: building it (scripts/build/build_npm.ts --no-test)",
     );
     const { code } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "scripts/build_npm.ts", "--no-test"],
+      args: ["run", "-A", "scripts/build/build_npm.ts", "--no-test"],
       cwd: ROOT,
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",
     }).output();
     if (code !== 0) {
-      throw new DemoError(`scripts/build_npm.ts failed with exit code ${code}`);
+      throw new DemoError(
+        `scripts/build/build_npm.ts failed with exit code ${code}`,
+      );
     }
   }
   const dir = await Deno.makeTempDir({ prefix: "socket-activation-demo-" });

@@ -118,7 +118,7 @@ export function nativeEngine(
     accept(socket) {
       const connection = new NativeConnection();
       // A handler that takes no request keeps that shape: the engine then
-      // makes no Request object at all, as Deno.serve() does.
+      // makes no Request object at all, as Deno's own serve() does.
       const dispatch = handler.length === 0
         ? () => answer(connection, undefined)
         : (request: Request) => answer(connection, request);

@@ -124,10 +124,13 @@ export function nodeHttpEngine(
           staticBody,
         );
       } catch (error) {
-        // An invalid header, a locked body: nothing of it was sent yet.
+        // A body already read or locked: nothing of it was sent yet, unless
+        // node:http itself refused the head.
         console.error(error);
-        if (out.headersSent) out.destroy();
-        else {
+        try {
+          if (out.headersSent) throw error;
+          // node:http keeps a status message it refused.
+          out.statusMessage = "";
           writeResponse(
             plainResponse(500, "Internal Server Error"),
             out,
@@ -135,6 +138,8 @@ export function nodeHttpEngine(
             true,
             staticBody,
           );
+        } catch {
+          out.destroy();
         }
       }
       if (pending === undefined) ended();

@@ -70,7 +70,7 @@ function hasBody(message: IncomingMessage): boolean {
  *
  * @throws {TypeError} for a target that is not a URL.
  */
-export function requestUrl(
+function requestUrl(
   message: IncomingMessage,
   fallbackHost: string,
 ): string {
@@ -168,13 +168,15 @@ function bodyStream(
         done = true;
         controller.close();
       });
+      // Closed before its end was read: the client went away (node:http
+      // then drops what it had received, even a complete body).
       message.on("close", () => {
-        if (done || message.complete) return;
+        if (done) return;
         done = true;
         onGone();
         controller.error(clientGone());
       });
-      if (message.destroyed && !message.complete) {
+      if (message.destroyed || message.readableEnded) {
         done = true;
         onGone();
         controller.error(clientGone());
@@ -440,22 +442,19 @@ function makeRequestClass(): LazyRequestClass {
           },
         });
       }
-      // The runtimes' inspect would otherwise reach the forwarded members.
-      for (
-        const name of [
-          "nodejs.util.inspect.custom",
-          "Deno.privateCustomInspect",
-        ]
-      ) {
-        Object.defineProperty(NodeHttpRequest.prototype, Symbol.for(name), {
+      // node:util's inspect would otherwise reach the forwarded members.
+      Object.defineProperty(
+        NodeHttpRequest.prototype,
+        Symbol.for("nodejs.util.inspect.custom"),
+        {
           configurable: true,
           value: function (this: NodeHttpRequest) {
             return `Request { method: ${JSON.stringify(this.method)}, url: ${
               JSON.stringify(this.url)
             } }`;
           },
-        });
-      }
+        },
+      );
       // request.constructor is Request, as for any other request.
       Object.defineProperty(NodeHttpRequest.prototype, "constructor", {
         configurable: true,

@@ -154,29 +154,6 @@ type Read = Awaited<
   ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>
 >;
 
-/** A read that records its outcome, to be looked at without awaiting. */
-interface Pending {
-  promise: Promise<Read>;
-  result?: Read;
-  error?: unknown;
-  settled: boolean;
-}
-
-function track(promise: Promise<Read>): Pending {
-  const pending: Pending = { promise, settled: false };
-  promise.then(
-    (result) => {
-      pending.result = result;
-      pending.settled = true;
-    },
-    (error: unknown) => {
-      pending.error = error;
-      pending.settled = true;
-    },
-  );
-  return pending;
-}
-
 function checkChunk(value: unknown): Uint8Array {
   if (!(value instanceof Uint8Array)) {
     throw new TypeError(
@@ -186,44 +163,40 @@ function checkChunk(value: unknown): Uint8Array {
   return value;
 }
 
+/** Ends the response with an error: the client must not take a cut body for a whole one. */
+function fail(
+  out: ServerResponse,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  error: unknown,
+): void {
+  reader.cancel(error).catch(() => {});
+  out.destroy(error instanceof Error ? error : new Error(String(error)));
+}
+
 /**
- * Streams a body: two reads first; if both settle within the microtasks
- * that follow and the second says done, the body was all there and goes out
- * as a static one. Otherwise the head goes out at once (chunked), then each
- * chunk as it comes, waiting for `drain` when the connection's buffer is
- * full. The stream is cancelled when the client goes away; a stream that
- * fails midway destroys the connection, since the client must not take a
- * cut body for a whole one.
+ * Writes a body that is still being produced: the head at once (chunked),
+ * then each chunk as it comes, waiting for `drain` when the connection's
+ * buffer is full; the stream is cancelled when the client goes away.
+ * `first` and `next` are the reads already made.
  */
-async function writeStream(
+async function pump(
   out: ServerResponse,
   head: Head,
-  body: ReadableStream<Uint8Array>,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  first: Promise<Read>,
+  next: Promise<Read> | undefined,
+  firstArrived: boolean,
 ): Promise<void> {
-  const reader = body.getReader();
   function cancel(): void {
     if (!out.writableFinished) reader.cancel().catch(() => {});
   }
   out.once("close", cancel);
   try {
-    const first = track(reader.read());
-    const second = track(reader.read());
-    await afterMicrotasks();
-    if (first.error !== undefined) throw first.error;
-    if (first.settled && first.result!.done) {
-      writeStatic(out, head, null, false);
-      return;
-    }
-    if (first.settled && second.settled && second.result?.done) {
-      writeStatic(out, head, checkChunk(first.result!.value), false);
-      return;
-    }
     writeHead(out, head);
     // Sent now when there is no chunk yet, so that a client waiting for a
     // stream sees it start; else they go out with the first chunk.
-    if (!first.settled) out.flushHeaders();
-    let result = await first.promise;
-    let next: Promise<Read> | undefined = second.promise;
+    if (!firstArrived) out.flushHeaders();
+    let result = await first;
     while (!result.done) {
       if (out.destroyed) return;
       if (!out.write(checkChunk(result.value))) await drained(out);
@@ -233,11 +206,51 @@ async function writeStream(
     }
     out.end();
   } catch (error) {
-    reader.cancel(error).catch(() => {});
-    out.destroy(error instanceof Error ? error : new Error(String(error)));
+    fail(out, reader, error);
   } finally {
     out.off("close", cancel);
   }
+}
+
+/**
+ * Writes a body read through its stream: two reads first; if both settle
+ * within the microtasks that follow and the second says done, the body was
+ * all there and goes out as a static one, else it is pumped.
+ */
+function writeStream(
+  out: ServerResponse,
+  head: Head,
+  body: ReadableStream<Uint8Array>,
+): Promise<void> {
+  const reader = body.getReader();
+  const first = reader.read();
+  const second = reader.read();
+  let firstResult: Read | undefined;
+  let secondResult: Read | undefined;
+  let failed = false;
+  let error: unknown;
+  first.then((result) => firstResult = result, (reason: unknown) => {
+    failed = true;
+    error = reason;
+  });
+  second.then((result) => secondResult = result, () => {});
+  return afterMicrotasks().then(() => {
+    try {
+      if (failed) throw error;
+      if (firstResult?.done) {
+        writeStatic(out, head, null, false);
+        return;
+      }
+      if (firstResult !== undefined && secondResult?.done) {
+        writeStatic(out, head, checkChunk(firstResult.value), false);
+        return;
+      }
+    } catch (reason) {
+      fail(out, reader, reason);
+      return;
+    }
+    return pump(out, head, reader, first, second, firstResult !== undefined);
+  });
 }
 
 /**

@@ -1,9 +1,9 @@
 // A fetch-style HTTP/1.1 server on the listener the library resolves (SPEC
 // section 4: a passed systemd socket first, else the endpoint bound here).
-// Deno.serve() cannot take an fd, so the listener is a node:http server in
-// both runtimes; on Deno, its TCP connections are handed to Deno's own HTTP
-// engine when that is reachable (src/_http_native.deno.ts), the rest is
-// answered by node:http (src/_http_node.ts).
+// Deno's own serve() cannot take an fd, so the listener is a node:http
+// server in both runtimes; on Deno, its TCP connections are handed to Deno's
+// own HTTP engine when that is reachable (src/_http_native.deno.ts), the rest
+// is answered by node:http (src/_http_node.ts).
 
 import { createServer, type Server } from "node:http";
 import { Server as NetServer, type Socket } from "node:net";
@@ -84,7 +84,7 @@ export interface HttpServer {
   readonly server: Server;
   /**
    * What answers the HTTP requests: `deno` for Deno's own HTTP engine (the
-   * one behind `Deno.serve()`, on TCP sockets), `node:http` otherwise.
+   * one behind Deno's own `serve()`, on TCP sockets), `node:http` otherwise.
    */
   readonly engine: "deno" | "node:http";
   /**
@@ -216,7 +216,7 @@ function httpConnectionListener(
  *
  * It runs on `node:http` in both runtimes, except that on Deno a TCP
  * socket's connections are answered by Deno's own HTTP engine (the one
- * behind `Deno.serve()`), reached through a Deno internal when this Deno has
+ * behind Deno's own `serve()`), reached through a Deno internal when this Deno has
  * it (see `engine` on the result).
  *
  * On Deno it needs `--allow-env` (and `--allow-ffi` for a passed socket or

@@ -25,6 +25,8 @@ const BETWEEN = 30;
 // Reads commands on stdin: `start` starts the program with the socket, `term
 // PID` sends SIGTERM. Prints JSON lines: the port, each program's lines and
 // its exit status, tagged with its pid. Kills what is left when stdin ends.
+// The programs get no stdin: Node makes an inherited stdin pipe
+// non-blocking, and the supervisor's reads would then see an end.
 const SUPERVISOR = String.raw`
 import json, os, signal, socket, subprocess, sys, threading
 spec = json.loads(sys.argv[1])
@@ -58,7 +60,7 @@ for command in sys.stdin:
         # The shell's pid is the program's: exec keeps it.
         child = subprocess.Popen(
             ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + spec["argv"],
-            pass_fds=(3,), stdout=subprocess.PIPE)
+            pass_fds=(3,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         children.append(child)
         threading.Thread(target=relay, args=(child,), daemon=True).start()
     elif words[0] == "term":
@@ -93,6 +95,11 @@ async function supervise(mode: ServeMode): Promise<Supervised> {
   const lines = new Map<number, string[]>();
   const exits = new Map<number, number>();
   const waiting: (() => void)[] = [];
+  let ended = false;
+  void python.exited.then(() => {
+    ended = true;
+    for (const wake of waiting.splice(0)) wake();
+  });
   let unnamed: ((pid: number) => void) | undefined;
   void (async () => {
     for (;;) {
@@ -113,8 +120,13 @@ async function supervise(mode: ServeMode): Promise<Supervised> {
     }
   })().catch(() => {});
   function until(done: () => boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => done() ? resolve() : waiting.push(check);
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (done()) resolve();
+        else if (ended) {
+          reject(new Error(`The supervisor ended:\n${python.stderr()}`));
+        } else waiting.push(check);
+      };
       check();
     });
   }
@@ -123,12 +135,13 @@ async function supervise(mode: ServeMode): Promise<Supervised> {
   return {
     port,
     async start() {
-      const named = new Promise<number>((resolve) => unnamed = resolve);
+      let pid: number | undefined;
+      unnamed = (started) => pid = started;
       python.child.stdin!.write("start\n");
-      const pid = await named;
-      await until(() => said(pid, "listening") || exits.has(pid));
-      assert.ok(said(pid, "listening"), `${pid}: ${lines.get(pid)}`);
-      return pid;
+      await until(() => pid !== undefined);
+      await until(() => said(pid!, "listening") || exits.has(pid!));
+      assert.ok(said(pid!, "listening"), `${pid}: ${lines.get(pid!)}`);
+      return pid!;
     },
     async terminate(pid) {
       python.child.stdin!.write(`term ${pid}\n`);
@@ -169,6 +182,8 @@ for (const mode of MODES) {
             }
           } catch (error) {
             failures.push(String(error));
+            // Enough to tell; the test fails at its end.
+            if (failures.length >= 100) running = false;
           }
           for (const wake of waiting.splice(0)) wake();
         }

@@ -133,6 +133,8 @@ for (const mode of MODES) {
           assert.deepEqual(await event(), {
             event: "listening",
             source: "systemd",
+            // Deno's engine takes TCP connections (with no --allow-net).
+            engine: kind === "tcp" ? mode.tcpEngine : "node:http",
             fd: 3,
             name: "web",
             endpoint: { kind: "fd", fd: 3 },
@@ -203,6 +205,42 @@ for (const mode of MODES) {
         const rest = readAll(incoming);
         outgoing.end("second chunk");
         assert.equal(await rest, "SECOND CHUNK");
+      } finally {
+        await server.shutdown();
+      }
+    },
+  );
+
+  test(
+    `serve() answers pipelined requests on one connection in order${mode.label}`,
+    DEADLINE,
+    async () => {
+      const server = await serveIn(
+        mode,
+        { endpoint: "http://127.0.0.1:0" },
+        async (request) => {
+          const body = await request.text();
+          return new Response(`${new URL(request.url).pathname} ${body};`);
+        },
+      );
+      try {
+        const { port } = targetOf(server) as { port: number };
+        const socket = connect(port, "127.0.0.1");
+        let received = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (chunk: string) => received += chunk);
+        const closed = new Promise((resolve) => socket.on("close", resolve));
+        // Three requests in one write, the last one closing the connection.
+        socket.write(
+          "POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na" +
+            "GET /two HTTP/1.1\r\nHost: x\r\n\r\n" +
+            "POST /three HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n" +
+            "Connection: close\r\n\r\nccc",
+        );
+        await closed;
+        const bodies = received.split(/HTTP\/1\.1 200 [^\r]*\r\n/).slice(1)
+          .map((answer) => answer.slice(answer.indexOf("\r\n\r\n") + 4));
+        assert.deepEqual(bodies, ["/one a;", "/two ;", "/three ccc;"]);
       } finally {
         await server.shutdown();
       }

@@ -1,26 +1,24 @@
 // listenFds() against libsystemd's sd_listen_fds_with_names() on Node, both
 // called in this process on the same fds. Node has no `deno bench`, so this
-// times the arms itself with process.hrtime.bigint(). scripts/bench.ts
-// compiles this file (with the test helpers it imports, _lib pointing at the
-// built package in npm/) and starts it with pipes at fds 3..258; it prints
-// one JSON line: median ns per call for each scenario, count and arm.
+// times the arms itself with process.hrtime.bigint(). The section
+// (section.ts) compiles this file (with the test helpers it imports, _lib
+// pointing at the built package) and starts it with pipes at fds 3..258; it
+// prints one JSON line: median ns per call for each scenario, count and arm.
 
 import process from "node:process";
-import { listenFds } from "../tests/_lib.ts";
-import { F_SETFD, FD_CLOEXEC } from "../tests/_native.common.ts";
-import { native } from "../tests/_native.node.ts";
+import { listenFds } from "../../../tests/_lib.ts";
+import { F_SETFD, FD_CLOEXEC } from "../../../tests/_native.common.ts";
+import { native } from "../../../tests/_native.node.ts";
 import {
-  type ArmResult,
   checkArmsAgree,
   checkPassedPipes,
   clearFlags,
   COUNTS,
-  timeArms,
-  type TimingPlan,
   useCount,
-} from "./_bench_setup.ts";
+} from "./_setup.ts";
+import { type ArmResult, timeArms, type TimingPlan } from "../_timing.ts";
 
-export type { ArmResult } from "./_bench_setup.ts";
+export type { ArmResult } from "../_timing.ts";
 
 // 7 rounds of 40 ms per arm, after 150 ms of warm-up.
 const PLAN: TimingPlan = {

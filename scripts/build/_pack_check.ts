@@ -12,7 +12,7 @@ import {
   run,
   warn,
   writeFile,
-} from "./_build_util.ts";
+} from "./_util.ts";
 
 const REQUIRED_FILES = [
   "package.json",

@@ -6,10 +6,10 @@
  * builds, then packs the package and checks it from a clean project.
  *
  * ```sh
- * deno run -A scripts/build_npm.ts            # build, test, pack check
- * deno run -A scripts/build_npm.ts --no-test  # skip the Node test runs
- * deno run -A scripts/build_npm.ts --no-pack  # skip the packaging check
- * deno run -A scripts/build_npm.ts --quick    # reuse npm/node_modules
+ * deno run -A scripts/build/build_npm.ts            # build, test, pack check
+ * deno run -A scripts/build/build_npm.ts --no-test  # skip the Node test runs
+ * deno run -A scripts/build/build_npm.ts --no-pack  # skip the packaging check
+ * deno run -A scripts/build/build_npm.ts --quick    # reuse npm/node_modules
  * ```
  *
  * @module
@@ -18,14 +18,10 @@
 import ts from "npm:typescript@5.9.3";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
-import {
-  commonJsTestLib,
-  compileLibrary,
-  compileTests,
-} from "./_build_compile.ts";
-import { type NpmDependencies, npmDependencies } from "./_build_deps.ts";
-import { packCheck } from "./_build_pack_check.ts";
-import { stageSources } from "./_build_stage.ts";
+import { commonJsTestLib, compileLibrary, compileTests } from "./_compile.ts";
+import { type NpmDependencies, npmDependencies } from "./_deps.ts";
+import { packCheck } from "./_pack_check.ts";
+import { stageSources } from "./_stage.ts";
 import {
   BuildError,
   copyDir,
@@ -38,9 +34,9 @@ import {
   step,
   warn,
   writeFile,
-} from "./_build_util.ts";
+} from "./_util.ts";
 
-const USAGE = `Usage: deno run -A scripts/build_npm.ts [options]
+const USAGE = `Usage: deno run -A scripts/build/build_npm.ts [options]
 
   --no-test   build and pack-check, but do not run the tests on Node
   --no-pack   do not pack and smoke-test the package
@@ -54,7 +50,7 @@ const STAGE_DIR = join(NPM_DIR, ".stage");
 const REPOSITORY = "github.com/socket-activation/socket-activation";
 
 // The npm packages the sources import (smol-toml, fast-check) get their
-// versions from deno.json "imports" (scripts/_build_deps.ts). These are the
+// versions from deno.json "imports" (scripts/build/_deps.ts). These are the
 // ones no source imports by name. koffi, for the system calls on Node: it is
 // loaded with createRequire() in src/_sys.node.ts only, and it is not in
 // deno.json, since the JSR package must not depend on a Node addon. The build

@@ -1,21 +1,16 @@
 // notify("WATCHDOG=1") against libsystemd's sd_notify(0, "WATCHDOG=1") on
 // Node, both called in this process, to the same draining receiver
-// (scripts/bench_notify_receiver.ts). Node has no `deno bench`, so this
-// times the arms itself with process.hrtime.bigint(), as
-// scripts/bench_listen_fds_node.ts does. scripts/bench.ts compiles it (with
-// what it imports, _lib pointing at the built package) and runs it; it
-// prints one JSON line: the median ns per call of each arm.
+// (_receiver.ts). Node has no `deno bench`, so this times the arms itself
+// with process.hrtime.bigint(), as ../listen_fds/node_bench.ts does. The
+// section compiles it (with what it imports, _lib pointing at the built
+// package) and runs it; it prints one JSON line: the median ns per call of
+// each arm.
 
 import process from "node:process";
-import { notify } from "../tests/_lib.ts";
-import { native } from "../tests/_native.node.ts";
-import { type ArmResult, timeArms, type TimingPlan } from "./_bench_setup.ts";
-import {
-  checkArmsAgree,
-  deliver,
-  startDrain,
-  STATE,
-} from "./bench_notify_receiver.ts";
+import { notify } from "../../../tests/_lib.ts";
+import { native } from "../../../tests/_native.node.ts";
+import { type ArmResult, timeArms, type TimingPlan } from "../_timing.ts";
+import { checkArmsAgree, deliver, startDrain, STATE } from "./_receiver.ts";
 
 // 9 rounds of 60 ms per arm, after 200 ms of warm-up.
 const PLAN: TimingPlan = {

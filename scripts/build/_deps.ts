@@ -6,8 +6,8 @@
 // used by scripts/) is left out.
 
 import { join, relative, sep } from "node:path";
-import { moduleSpecifiers } from "./_build_stage.ts";
-import { BuildError, listFiles, ROOT } from "./_build_util.ts";
+import { moduleSpecifiers } from "./_stage.ts";
+import { BuildError, listFiles, ROOT } from "./_util.ts";
 
 /** Package name to version range, as package.json writes them. */
 export type DependencyMap = Record<string, string>;

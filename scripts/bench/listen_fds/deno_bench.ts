@@ -1,19 +1,19 @@
 // listenFds() against libsystemd's sd_listen_fds_with_names() on Deno, both
-// called in this process on the same fds. Run it through scripts/bench.ts,
-// which starts `deno bench` with pipes at fds 3..258 (as a service manager
-// passes sockets: without close-on-exec); this file only sets LISTEN_PID,
-// LISTEN_FDS and LISTEN_FDNAMES (useCount() in scripts/_bench_setup.ts), which
-// both arms read from the environment.
+// called in this process on the same fds. Run it through scripts/bench/main.ts
+// (the listen-fds section), which starts `deno bench` with pipes at fds
+// 3..258 (as a service manager passes sockets: without close-on-exec); this
+// file only sets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES (useCount() in
+// _setup.ts), which both arms read from the environment.
 
-import { listenFds } from "../tests/_lib.ts";
-import { native } from "../tests/_native.deno.ts";
+import { listenFds } from "../../../tests/_lib.ts";
+import { native } from "../../../tests/_native.deno.ts";
 import {
   checkArmsAgree,
   checkPassedPipes,
   clearFlags,
   COUNTS,
   useCount,
-} from "./_bench_setup.ts";
+} from "./_setup.ts";
 
 checkPassedPipes();
 if (!native.libsystemdAvailable()) {
@@ -27,7 +27,7 @@ for (const count of COUNTS) {
 
 // deno bench runs each bench as one block; on a shared machine a burst of
 // load can then hit one arm only. So every group is registered ROUNDS times,
-// the rounds one after the other, and scripts/bench.ts takes each arm's
+// the rounds one after the other, and the section takes each arm's
 // median over the rounds.
 export const ROUNDS = 3;
 
@@ -60,7 +60,7 @@ function register(count: number, round: string): void {
   // cannot leave the clearing out here: deno bench ignores them when an
   // iteration averages under 10 µs, as with 1 fd. So every arm of the group
   // times clearing + call, and the "clearing only" arm measures what to
-  // subtract (scripts/bench.ts reports the ratio of the differences).
+  // subtract (the section reports the ratio of the differences).
   Deno.bench({
     name: "libsystemd",
     group: `fresh, ${count} fds${round}`,

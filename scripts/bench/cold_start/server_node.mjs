@@ -1,10 +1,11 @@
-// The cold-start benchmark's Deno server: HTTP on the socket the service
+// The cold-start benchmark's Node server: HTTP on the socket the service
 // manager passed, or on the port given as the first argument when there is
-// none for this process. The same file serves both arms of the benchmark.
+// none for this process. Same code as the Deno one. The section copies it
+// into the bench's app, where "socket-activation" is the built package.
 
 import { createServer } from "node:http";
 import process from "node:process";
-import { getSystemdSocket } from "../mod.ts";
+import { getSystemdSocket } from "socket-activation";
 
 const server = createServer((_request, response) => response.end("ok\n"));
 const fd = getSystemdSocket(undefined, { unsetEnv: true });

@@ -1,17 +1,16 @@
-// The receiving end that the notify() harnesses share
-// (scripts/bench_notify_deno.ts under `deno bench`, and
-// scripts/bench_notify_node.ts compiled for Node), and the check that both
-// arms send the same datagram. Runtime-neutral: node:child_process and
+// The receiving end that the notify() harnesses share (deno_bench.ts under
+// `deno bench`, and node_bench.ts compiled for Node), and the check that
+// both arms send the same datagram. Runtime-neutral: node:child_process and
 // node:process only; the caller passes its own `notify` and `native`,
-// because the Node compile (scripts/_bench_notify.ts) erases types but does
-// not swap `.deno.ts` for `.node.ts`.
+// because the Node compile (scripts/bench/_node_harness.ts) erases types but
+// does not swap `.deno.ts` for `.node.ts`.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
-import type { Native } from "../tests/_native.common.ts";
-import { startReceiver } from "../tests/_receiver.ts";
-import { lineReader } from "../tests/_launch.ts";
+import type { Native } from "../../../tests/_native.common.ts";
+import { startReceiver } from "../../../tests/_receiver.ts";
+import { lineReader } from "../../../tests/_launch.ts";
 
 /** The state both arms send. */
 export const STATE = "WATCHDOG=1";

@@ -4,8 +4,9 @@
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The repository root: this file lives in `<root>/scripts/`. */
-export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
+/** The repository root: this file lives in `<root>/scripts/build/`. */
+export const ROOT: string = fileURLToPath(new URL("../..", import.meta.url))
+  .replace(/\/$/, "");
 
 /** A failure whose message says it all: printed without a stack trace. */
 export class BuildError extends Error {

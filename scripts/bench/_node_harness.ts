@@ -1,11 +1,12 @@
-// Compiles a Node bench harness and what it imports into the app that
-// scripts/_bench_app.ts staged, as they are (TypeScript erased, `.ts`
-// specifiers made `.js`), with `tests/_lib` made the built package's ESM
-// entry point, as in the npm build's own tests. Shared by
-// scripts/_bench_listen_fds.ts and scripts/_bench_notify.ts.
+// Compiles a Node bench harness and what it imports into the bench's app
+// (scripts/bench/_app.ts), as they are (TypeScript erased, `.ts` specifiers
+// made `.js`), with `tests/_lib` made the built package's ESM entry point,
+// as in the npm build's own tests. For the sections whose Node side is a
+// harness (scripts/bench/listen_fds/, scripts/bench/notify/).
 
 import ts from "npm:typescript@5.9.3";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ROOT } from "./_util.ts";
 
 /**
  * Writes each of `sources` (paths from the repository root) compiled to
@@ -17,9 +18,7 @@ export async function compileNodeHarness(
 ): Promise<void> {
   for (const source of sources) {
     const { outputText } = ts.transpileModule(
-      await Deno.readTextFile(
-        fileURLToPath(new URL(`../${source}`, import.meta.url)),
-      ),
+      await Deno.readTextFile(join(ROOT, source)),
       {
         fileName: source,
         compilerOptions: {
@@ -33,6 +32,7 @@ export async function compileNodeHarness(
     await Deno.mkdir(target.replace(/\/[^/]*$/, ""), { recursive: true });
     await Deno.writeTextFile(target, outputText);
   }
+  await Deno.mkdir(`${dir}/tests`, { recursive: true });
   await Deno.writeTextFile(
     `${dir}/tests/_lib.js`,
     `export * from "socket-activation";\n`,

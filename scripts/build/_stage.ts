@@ -8,13 +8,7 @@
 
 import ts from "npm:typescript@5.9.3";
 import { dirname, join, relative, sep } from "node:path";
-import {
-  BuildError,
-  exists,
-  listFiles,
-  ROOT,
-  writeFile,
-} from "./_build_util.ts";
+import { BuildError, exists, listFiles, ROOT, writeFile } from "./_util.ts";
 
 /** What {@linkcode stageSources} put where. */
 export interface StagedSources {

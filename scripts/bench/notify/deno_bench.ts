@@ -1,19 +1,14 @@
 // notify("WATCHDOG=1") against libsystemd's sd_notify(0, "WATCHDOG=1") on
 // Deno, both called in this process, to the same receiver (a Python process
-// that drains an abstract unix datagram socket; scripts/bench_notify_receiver.ts).
-// Run it through scripts/bench.ts (`deno bench --json`), or alone:
+// that drains an abstract unix datagram socket; _receiver.ts). Run it through
+// scripts/bench/main.ts (the notify section, `deno bench --json`), or alone:
 //
-//   deno bench --allow-env --allow-ffi --allow-read --allow-run scripts/bench_notify_deno.ts
+//   deno bench --allow-env --allow-ffi --allow-read --allow-run scripts/bench/notify/deno_bench.ts
 
 import process from "node:process";
-import { notify } from "../tests/_lib.ts";
-import { native } from "../tests/_native.deno.ts";
-import {
-  checkArmsAgree,
-  deliver,
-  startDrain,
-  STATE,
-} from "./bench_notify_receiver.ts";
+import { notify } from "../../../tests/_lib.ts";
+import { native } from "../../../tests/_native.deno.ts";
+import { checkArmsAgree, deliver, startDrain, STATE } from "./_receiver.ts";
 
 if (!native.libsystemdAvailable()) {
   throw new Error("libsystemd.so.0 is not available");
@@ -24,8 +19,8 @@ await checkArmsAgree({ native, notify });
 const drain = await startDrain();
 process.env.NOTIFY_SOCKET = drain.address;
 
-// As in scripts/bench_listen_fds_deno.ts: every group is registered ROUNDS
-// times, one round after the other, and scripts/bench.ts takes each arm's
+// As in ../listen_fds/deno_bench.ts: every group is registered ROUNDS
+// times, one round after the other, and the section takes each arm's
 // median over the rounds, so that a burst of load does not hit one arm only.
 export const ROUNDS = 3;
 

@@ -1,0 +1,242 @@
+// The benchmarks (`deno task bench`): runs the sections listed in
+// scripts/bench/sections.ts (listenFds() and notify() against libsystemd,
+// the cold start of an activated server, the throughput of serve()), then
+// writes BENCHMARKS.md with what they measured under a heading that says on
+// what machine and how. Ratios are against a baseline measured in the same
+// run: the absolute figures on a shared machine say little.
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { join } from "node:path";
+import process from "node:process";
+import { stageApp } from "./_app.ts";
+import type { BenchContext, Section } from "./_section.ts";
+import { canPin } from "./_server.ts";
+import { capture, ROOT } from "./_util.ts";
+import { SECTIONS } from "./sections.ts";
+
+const PROGRAM = "bench";
+
+function usage(): string {
+  const sectionOptions = SECTIONS.flatMap((section) =>
+    Object.entries(section.options ?? {}).map(([name, option]) =>
+      `  --${name}${
+        option.type === "string" ? " VALUE" : ""
+      }\n      ${option.description}`
+    )
+  );
+  return `Usage: deno run -A scripts/bench/main.ts [options]   (deno task bench)
+
+Runs the benchmarks and rewrites BENCHMARKS.md with their results.
+
+  --no-build      use the package already in npm/ instead of building it
+  --only IDS      run only these sections, comma-separated (${
+    SECTIONS.map((section) => section.id).join(", ")
+  });
+                  the report goes to stdout unless --output is given
+  --output FILE   where to write the report (default: BENCHMARKS.md)
+  --help          show this help
+
+Options of the sections:
+${sectionOptions.join("\n")}
+
+Examples:
+  deno task bench
+  deno task bench --only serve --serve-rounds 3 --serve-arms node-serve,node-hono
+  deno run -A scripts/bench/main.ts --no-build --only notify`;
+}
+
+interface Flags {
+  build: boolean;
+  sections: readonly Section[];
+  output: string | undefined;
+  values: Record<string, string | boolean | undefined>;
+}
+
+function fail(message: string): never {
+  console.error(`${PROGRAM}: ${message}`);
+  process.exit(2);
+}
+
+function parseFlags(args: readonly string[]): Flags {
+  const options: NonNullable<ParseArgsConfig["options"]> = {
+    "no-build": { type: "boolean" },
+    only: { type: "string" },
+    output: { type: "string" },
+    help: { type: "boolean" },
+  };
+  for (const section of SECTIONS) {
+    for (const [name, option] of Object.entries(section.options ?? {})) {
+      if (!name.startsWith(`${section.id}-`) || name in options) {
+        throw new Error(
+          `Section ${section.id}: its option --${name} must be named --${section.id}-… and be the only one of that name`,
+        );
+      }
+      options[name] = { type: option.type };
+    }
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: [...args], options, strict: true })
+      .values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (values.help) {
+    console.log(usage());
+    process.exit(0);
+  }
+  let sections = SECTIONS;
+  if (typeof values.only === "string") {
+    const ids = values.only.split(",");
+    for (const id of ids) {
+      if (!SECTIONS.some((section) => section.id === id)) {
+        fail(
+          `unknown section in --only: ${id} (the sections: ${
+            SECTIONS.map((section) => section.id).join(", ")
+          })`,
+        );
+      }
+    }
+    sections = SECTIONS.filter((section) => ids.includes(section.id));
+  }
+  const output = typeof values.output === "string"
+    ? values.output
+    : sections === SECTIONS
+    ? "BENCHMARKS.md"
+    : undefined;
+  return { build: !values["no-build"], sections, output, values };
+}
+
+interface Machine {
+  cpu: string;
+  nproc: number;
+  kernel: string;
+  deno: string;
+  node: string;
+  systemd: string;
+  commit: string;
+  load: string;
+}
+
+/** The 1-minute load average, to show how busy the machine was. */
+async function loadAverage(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0]!;
+}
+
+async function machine(nodePath: string): Promise<Machine> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  return {
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "unknown",
+    nproc: navigator.hardwareConcurrency,
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    node: (await capture(nodePath, ["--version"])).trim().replace(/^v/, ""),
+    systemd: (await capture("/usr/bin/systemd-socket-activate", ["--version"]))
+      .split("\n")[0]!,
+    commit: (await capture("git", ["rev-parse", "--short", "HEAD"]).catch(
+      () => "unknown",
+    )).trim(),
+    load: await loadAverage(),
+  };
+}
+
+function heading(
+  m: Machine,
+  command: string,
+  seconds: number,
+  loadAtEnd: string,
+): string {
+  return `# Benchmarks
+
+Generated by \`${command}\`, which rewrites this file (\`deno task bench\`
+builds the package first); the numbers below are from one run of it (${
+    Math.round(seconds)
+  } s, commit \`${m.commit}\`). Every ratio compares arms measured in the
+same process or the same run, interleaved; the absolute figures come from a
+shared ${m.nproc}-core machine and are shown only for scale. The harnesses
+are in \`scripts/bench/\`, one folder per section.
+
+Machine: ${m.cpu}, nproc ${m.nproc}, Linux ${m.kernel}; Deno ${m.deno}, Node ${m.node},
+${m.systemd} (libsystemd.so.0 and systemd-socket-activate). Load average
+(1 min) ${m.load} at the start of the run, ${loadAtEnd} at the end.
+`;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(Deno.args);
+  const started = performance.now();
+  const nodePath = (await capture("sh", ["-c", "command -v node"])).trim();
+  const npmDir = join(ROOT, "npm");
+  if (flags.build) {
+    console.error(
+      "Building npm/ (deno run -A scripts/build/build_npm.ts --no-test)",
+    );
+    await capture(Deno.execPath(), [
+      "run",
+      "-A",
+      "scripts/build/build_npm.ts",
+      "--no-test",
+    ]);
+  }
+  try {
+    await Deno.stat(join(npmDir, "esm", "mod.js"));
+  } catch {
+    fail("npm/esm/mod.js is missing: run without --no-build");
+  }
+  const info = await machine(nodePath);
+  const tools = [...new Set(flags.sections.flatMap((s) => s.npm ?? []))];
+  console.error(
+    tools.length === 0
+      ? "Staging the app"
+      : `Staging the app, with ${tools.join(", ")} from npm`,
+  );
+  const app = await stageApp(npmDir, tools);
+  const rendered: string[] = [];
+  try {
+    for (const section of flags.sections) {
+      console.error(`${section.title} [${section.id}]`);
+      const context: BenchContext = {
+        nodePath,
+        appDir: app.dir,
+        toolsDir: app.root,
+        options: flags.values,
+        pinned: canPin(),
+        log: (line) => console.error(line),
+      };
+      const result = await section.run(context);
+      rendered.push(section.render(result, context));
+    }
+  } finally {
+    await app.remove();
+  }
+  const command = ["deno run -A scripts/bench/main.ts", ...Deno.args].join(
+    " ",
+  );
+  const text = [
+    heading(
+      info,
+      command,
+      (performance.now() - started) / 1000,
+      await loadAverage(),
+    ),
+    ...rendered,
+  ].join("\n");
+  if (flags.output === undefined) {
+    console.log(text);
+    return;
+  }
+  const output = flags.output.startsWith("/")
+    ? flags.output
+    : join(ROOT, flags.output);
+  await Deno.writeTextFile(output, text);
+  // The report is Markdown, formatted as the repository's other files.
+  await capture(Deno.execPath(), ["fmt", output]);
+  console.log(await Deno.readTextFile(output));
+}
+
+if (import.meta.main) {
+  await main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

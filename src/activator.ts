@@ -648,7 +648,9 @@ export async function activate(
     names: readonly string[],
   ): string[] {
     const env: Record<string, string> = { ...baseEnv };
-    env.LISTEN_FDS = String(names.length);
+    // As systemd: no LISTEN_* at all without an fd to pass (a service with
+    // no socket, and nothing in its fd store yet).
+    if (names.length > 0) env.LISTEN_FDS = String(names.length);
     // Named as systemd-socket-activate names them: only when asked to,
     // and always when the fd store adds its named fds.
     if (namedSockets || names.length > sockets.length) {
@@ -678,9 +680,10 @@ export async function activate(
     const named = namedSockets || stored.length > 0;
     // LISTEN_PID (and WATCHDOG_PID) must be the child's own pid, known
     // only once it runs: a shell sets it and execs the command in place.
-    const variables = options.watchdogMs === undefined
-      ? "LISTEN_PID"
-      : "LISTEN_PID WATCHDOG_PID";
+    const variables = [
+      ...fds.length > 0 ? ["LISTEN_PID"] : [],
+      ...options.watchdogMs === undefined ? [] : ["WATCHDOG_PID"],
+    ].join(" ");
     const script = `for v in ${variables}; do export "$v=$$"; done; exec "$@"`;
     let closeNotify = () => {};
     const generation: Generation = {
@@ -729,8 +732,11 @@ export async function activate(
     emit(
       "started",
       `started pid ${child.pid} with ${
-        names.map((name, index) => `${named ? `${name}=` : ""}fd ${3 + index}`)
-          .join(", ")
+        names.length === 0
+          ? "no fds"
+          : names.map((name, index) =>
+            `${named ? `${name}=` : ""}fd ${3 + index}`
+          ).join(", ")
       }`,
       child.pid,
     );

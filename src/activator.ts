@@ -59,7 +59,10 @@ export interface ActivateOptions {
   /**
    * The sockets to open, passed at fd 3, 4, … in this order: endpoints,
    * URIs or systemd-socket-activate's address forms, or
-   * {@linkcode ListenSpec}s with a name and mode.
+   * {@linkcode ListenSpec}s with a name and mode. It may be empty, for a
+   * service that keeps its sockets in its fd store (with `notify`): as
+   * systemd, the activator then sets no `LISTEN_*` until the store holds
+   * something.
    */
   readonly listen: readonly (Endpoint | string | ListenSpec)[];
   /**
@@ -391,8 +394,8 @@ async function openSockets(
  * socket cannot be opened (nothing is left open then), `SPAWN_FAILED` when
  * the command cannot be found or started.
  * @throws {RangeError} For a bad name, mode, count of names or duration.
- * @throws {TypeError} For an empty command, or `watchdogMs` without
- * `notify`.
+ * @throws {TypeError} For an empty command, `watchdogMs` without
+ * `notify`, or `onDemand` without a socket.
  *
  * @tags allow-env, allow-ffi, allow-read, allow-write
  *
@@ -448,6 +451,11 @@ export async function activate(
   if (options.watchdogMs !== undefined && !options.notify) {
     throw new TypeError(
       "A watchdog needs notify: the child pings it with WATCHDOG=1",
+    );
+  }
+  if (options.onDemand && options.listen.length === 0) {
+    throw new TypeError(
+      "onDemand needs a socket to wait on: listen is empty",
     );
   }
   checkMs(options.watchdogMs, "watchdogMs");

@@ -55,10 +55,11 @@ say({"port": port})
 for command in sys.stdin:
     words = command.split()
     if words[0] == "start":
-        # The shell's pid is the program's: exec keeps it.
+        # The shell's pid is the program's: exec keeps it. Not our stdin:
+        # Node makes its stdin non-blocking, which would end our reading.
         child = subprocess.Popen(
             ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + spec["argv"],
-            pass_fds=(3,), stdout=subprocess.PIPE)
+            pass_fds=(3,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         children.append(child)
         threading.Thread(target=relay, args=(child,), daemon=True).start()
     elif words[0] == "term":

@@ -36,6 +36,7 @@ import {
 import { type Receiver, startReceiver } from "./_receiver.ts";
 import { fixtureCommand } from "./_runtime.ts";
 import { ask, MODES, type Target } from "./_serve.ts";
+import { startCli } from "./_socket_activate.ts";
 
 const folder = mkdtempSync(join(tmpdir(), "fd-store-test-"));
 after(() => rmSync(folder, { recursive: true, force: true }));
@@ -124,6 +125,10 @@ function targetFrom(events: readonly ActivatorEvent[]): Target {
       : { port: Number(url.port) };
   }
   throw new Error("The service did not say where it listens");
+}
+
+function pidOf(line: string): number {
+  return Number(/pid (\d+)/.exec(line)![1]);
 }
 
 const byPid = (type: ActivatorEvent["type"], pid: number) =>
@@ -490,6 +495,29 @@ test("serve({ fdStore }) on a unix socket takes only the fd named for it, comes 
   }
 });
 
+test("socket-activate needs a socket to listen on unless --notify lets the command keep its own, and --on-demand always needs one", async () => {
+  for (
+    const [args, message] of [
+      [["--", "true"], /or --notify for a command that keeps its sockets/],
+      [
+        ["--notify", "--on-demand", "--", "true"],
+        /--on-demand waits on --listen or --config sockets/,
+      ],
+    ] as const
+  ) {
+    const cli = startCli(args);
+    assert.equal(await cli.exited, 2);
+    assert.match(cli.stderr(), message);
+  }
+  await assert.rejects(
+    activate(["true"], { listen: [], notify: true, onDemand: true }),
+    {
+      name: "TypeError",
+      message: "onDemand needs a socket to wait on: listen is empty",
+    },
+  );
+});
+
 const RESTARTS = 10;
 const CLIENTS = 4;
 // Requests answered between two restarts, so that each child serves for a
@@ -497,19 +525,19 @@ const CLIENTS = 4;
 const BETWEEN = 30;
 
 test(
-  `serve({ fdStore }) loses no request over ${RESTARTS} graceful restarts under a stream of new connections, on one socket`,
+  `socket-activate --notify with no socket restarts a serve({ fdStore }) service ${RESTARTS} times on SIGHUP under a stream of new connections: not one fails, and the socket stays the same`,
   {
     timeout: 180_000,
   },
   async () => {
-    const log = eventLog();
     const endpoint = "http://127.0.0.1:0";
-    const activation = await activate(service(endpoint), {
-      listen: [],
-      notify: true,
-      env: { FD_STORE_ENDPOINT: endpoint },
-      onEvent: log.onEvent,
-    });
+    const cli = startCli([
+      "--notify",
+      "-E",
+      `FD_STORE_ENDPOINT=${endpoint}`,
+      "--",
+      ...service(endpoint),
+    ]);
     let answered = 0;
     const failures: string[] = [];
     const servedBy = new Map<number, Served>();
@@ -542,45 +570,52 @@ test(
 
     const clients: Promise<void>[] = [];
     try {
-      await activation.ready;
-      await log.until(
-        (event) => event.message === 'stored fd "web"',
-        "the socket stored",
+      assert.match(
+        await cli.event(/^started pid/),
+        /^started pid \d+ with no fds$/,
       );
-      target = targetFrom(log.events);
+      await cli.event(/^stored fd "web"$/);
+      const said = await cli.event(/: STATUS=Listening on /);
+      target = { port: Number(/:(\d+)$/.exec(said)![1]) };
+      let old = pidOf(await cli.event(/^ready pid/));
       const inode = listeningInode(target);
+      // The store: the activator's copy.
+      assert.equal(fdsOf(cli.child.pid!, inode).length, 1);
       clients.push(...Array.from({ length: CLIENTS }, client));
       await after(BETWEEN);
       for (let round = 0; round < RESTARTS; round++) {
-        const old = activation.pid!;
-        await activation.restart("the test");
-        const next = activation.pid!;
-        // The new child serves now, and the old one has finished.
+        process.kill(cli.child.pid!, "SIGHUP");
+        await cli.event(/^started pid \d+ with web=fd 3$/);
+        const next = pidOf(await cli.event(/^ready pid/));
+        await cli.event(new RegExp(`^stopped pid ${old} \\(exit 0\\)$`));
+        // The new child serves now, alone.
         await until(() => servedBy.has(next) || failures.length > 0);
-        await log.until(byPid("stopped", old), `pid ${old} to stop`);
         assert.equal(listeningInode(target), inode);
+        old = next;
         await after(BETWEEN);
       }
     } finally {
       running = false;
       await Promise.all(clients);
-      await activation.stop();
+      if (cli.child.exitCode === null && cli.child.signalCode === null) {
+        process.kill(cli.child.pid!, "SIGTERM");
+      }
+      await cli.exited;
     }
     assert.deepEqual(failures, [], `${answered} requests answered`);
     assert.equal(servedBy.size, RESTARTS + 1);
     const children = [...servedBy.values()];
     assert.equal(children[0]!.source, "bound");
     for (const child of children.slice(1)) {
-      assert.deepEqual([child.source, child.fd], ["systemd", 3]);
+      assert.deepEqual([child.source, child.fd, child.env.LISTEN_FDNAMES], [
+        "systemd",
+        3,
+        "web",
+      ]);
     }
-    // Each old child shut down by itself after SIGTERM: it finished its
-    // connections rather than being killed.
-    const stops = log.events.filter((event) => event.type === "stopped");
-    assert.deepEqual(
-      stops.slice(0, RESTARTS).map((event) =>
-        event.message.replace(/\d+/, "N")
-      ),
-      Array(RESTARTS).fill("stopped pid N (exit 0)"),
+    assert.equal(
+      cli.events().filter((line) => line.startsWith("stopped")).length,
+      RESTARTS + 1,
     );
   },
 );

@@ -54,7 +54,7 @@ export function checkFdName(name: string): string {
  * (`systemctl stop`, or it fails and is not restarted), unless
  * `FileDescriptorStorePreserve=yes` (systemd 254 and later).
  *
- * Needs `--allow-env` and `--allow-ffi` on Deno.
+ * On Deno, it needs `--allow-env` and `--allow-ffi`.
  *
  * @param name The name to store them under: 1 to 255 printable ASCII
  * characters without `:`, as `FileDescriptorName=`. Several fds may share
@@ -114,7 +114,7 @@ export function storeFds(
  * stops for good. Call it when what is stored no longer serves (the
  * configuration moved the socket elsewhere, the state was discarded).
  *
- * Needs `--allow-env` and `--allow-ffi` on Deno.
+ * On Deno, it needs `--allow-env` and `--allow-ffi`.
  *
  * @param name The name the fds were stored under.
  * @param options {@linkcode notify}'s options.

@@ -31,6 +31,8 @@ export interface ListenOptions {
    * The socket name (`FileDescriptorName=`) to prefer among several passed
    * sockets, for `http://` and `unix://` endpoints; a single passed socket
    * is used whatever its name. An `fd://name` endpoint uses its own name.
+   * With `fdStore`, the name the socket is stored under, and the only one
+   * taken.
    */
   name?: string;
   /** The file mode of a unix socket bound here. Default: `0o660`. */

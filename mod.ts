@@ -89,6 +89,11 @@ export {
   type WatchdogEnabledOptions,
 } from "./src/watchdog.ts";
 export {
+  removeStoredFds,
+  storeFds,
+  type StoreFdsOptions,
+} from "./src/fd_store.ts";
+export {
   onReload,
   type OnReloadOptions,
   type ReloadHandler,

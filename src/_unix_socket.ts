@@ -312,6 +312,20 @@ async function removeLeftover(folder: string, owner: number): Promise<void> {
   rmdirSync(folder); // Fails, and keeps it, if anything appeared inside.
 }
 
+/** Makes the missing folders above the socket `path` (mode 0755). */
+export function createParentFolders(path: string, where: string): void {
+  const parent = dirname(path);
+  try {
+    mkdirSync(parent, { recursive: true, mode: 0o755 });
+  } catch (error) {
+    throw systemError(
+      "LISTEN_FAILED",
+      `${where}: cannot create the folder ${parent}`,
+      error,
+    );
+  }
+}
+
 /** Raised inside a bind whose private folder another listen() removed. */
 class FolderGone extends Error {}
 
@@ -338,17 +352,7 @@ export async function bindUnixSocket(
 ): Promise<BoundSocket> {
   const where = `Cannot listen on ${uri}`;
   const parent = dirname(path);
-  if (options.createParents) {
-    try {
-      mkdirSync(parent, { recursive: true, mode: 0o755 });
-    } catch (error) {
-      throw systemError(
-        "LISTEN_FAILED",
-        `${where}: cannot create the folder ${parent}`,
-        error,
-      );
-    }
-  }
+  if (options.createParents) createParentFolders(path, where);
   for (let attempt = 1;; attempt++) {
     try {
       return await bindInPrivateFolder(server, path, where, options.mode);

@@ -59,7 +59,10 @@ export interface ActivateOptions {
   /**
    * The sockets to open, passed at fd 3, 4, … in this order: endpoints,
    * URIs or systemd-socket-activate's address forms, or
-   * {@linkcode ListenSpec}s with a name and mode.
+   * {@linkcode ListenSpec}s with a name and mode. It may be empty, for a
+   * service that keeps its sockets in its fd store (with `notify`): as
+   * systemd, the activator then sets no `LISTEN_*` until the store holds
+   * something.
    */
   readonly listen: readonly (Endpoint | string | ListenSpec)[];
   /**
@@ -391,8 +394,8 @@ async function openSockets(
  * socket cannot be opened (nothing is left open then), `SPAWN_FAILED` when
  * the command cannot be found or started.
  * @throws {RangeError} For a bad name, mode, count of names or duration.
- * @throws {TypeError} For an empty command, or `watchdogMs` without
- * `notify`.
+ * @throws {TypeError} For an empty command, `watchdogMs` without
+ * `notify`, or `onDemand` without a socket.
  *
  * @tags allow-env, allow-ffi, allow-read, allow-write
  *
@@ -448,6 +451,11 @@ export async function activate(
   if (options.watchdogMs !== undefined && !options.notify) {
     throw new TypeError(
       "A watchdog needs notify: the child pings it with WATCHDOG=1",
+    );
+  }
+  if (options.onDemand && options.listen.length === 0) {
+    throw new TypeError(
+      "onDemand needs a socket to wait on: listen is empty",
     );
   }
   checkMs(options.watchdogMs, "watchdogMs");
@@ -648,7 +656,9 @@ export async function activate(
     names: readonly string[],
   ): string[] {
     const env: Record<string, string> = { ...baseEnv };
-    env.LISTEN_FDS = String(names.length);
+    // As systemd: no LISTEN_* at all without an fd to pass (a service with
+    // no socket, and nothing in its fd store yet).
+    if (names.length > 0) env.LISTEN_FDS = String(names.length);
     // Named as systemd-socket-activate names them: only when asked to,
     // and always when the fd store adds its named fds.
     if (namedSockets || names.length > sockets.length) {
@@ -678,9 +688,10 @@ export async function activate(
     const named = namedSockets || stored.length > 0;
     // LISTEN_PID (and WATCHDOG_PID) must be the child's own pid, known
     // only once it runs: a shell sets it and execs the command in place.
-    const variables = options.watchdogMs === undefined
-      ? "LISTEN_PID"
-      : "LISTEN_PID WATCHDOG_PID";
+    const variables = [
+      ...fds.length > 0 ? ["LISTEN_PID"] : [],
+      ...options.watchdogMs === undefined ? [] : ["WATCHDOG_PID"],
+    ].join(" ");
     const script = `for v in ${variables}; do export "$v=$$"; done; exec "$@"`;
     let closeNotify = () => {};
     const generation: Generation = {
@@ -729,8 +740,11 @@ export async function activate(
     emit(
       "started",
       `started pid ${child.pid} with ${
-        names.map((name, index) => `${named ? `${name}=` : ""}fd ${3 + index}`)
-          .join(", ")
+        names.length === 0
+          ? "no fds"
+          : names.map((name, index) =>
+            `${named ? `${name}=` : ""}fd ${3 + index}`
+          ).join(", ")
       }`,
       child.pid,
     );

@@ -68,6 +68,7 @@ Examples:
     deno run --allow-env --allow-ffi --allow-read server.ts
   ${NAME} --config app.toml --notify --restart on-failure -- node server.mjs app.toml
   ${NAME} -l /run/app/web.sock --fdname web --on-demand -- node server.mjs
+  ${NAME} --notify --restart on-failure -- node server.mjs   # fd store only
   kill -HUP $(pgrep -f ${NAME})   # restart without a refused connection
 `;
 
@@ -227,8 +228,14 @@ async function plan(args: readonly string[]): Promise<Plan | "help"> {
       });
     }
   }
-  if (listen.length === 0) {
-    throw new UsageError("Nothing to listen on: give --listen or --config");
+  // With --notify, a command without sockets may keep its own in its fd
+  // store (FDSTORE=1): the next one gets them back.
+  if (listen.length === 0 && (!values.notify || values["on-demand"])) {
+    throw new UsageError(
+      values["on-demand"]
+        ? "Nothing to listen on: --on-demand waits on --listen or --config sockets"
+        : "Nothing to listen on: give --listen or --config, or --notify for a command that keeps its sockets in its fd store",
+    );
   }
   const duration = (option: string, text: string | undefined) =>
     text === undefined ? undefined : parseDuration(option, text);

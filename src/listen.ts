@@ -2,7 +2,12 @@
 // section 4): a socket systemd passed first, else the endpoint bound here.
 
 import { createServer, type Server, Socket } from "node:net";
-import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
+import {
+  type Endpoint,
+  formatEndpoint,
+  parseEndpoint,
+  type UnixEndpoint,
+} from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 import { getSystemdSocket } from "./get_systemd_socket.ts";
 import { type ListenFd, listenFds } from "./listen_fds.ts";
@@ -17,6 +22,8 @@ import {
 } from "./_unix_socket.ts";
 import { sys } from "./_sys.deno.ts";
 import { unsetListenEnv } from "./_activate.ts";
+import { listenStored } from "./_stored_listener.ts";
+import { checkFdName } from "./fd_store.ts";
 
 /** Options of {@linkcode listen}. */
 export interface ListenOptions {
@@ -24,6 +31,8 @@ export interface ListenOptions {
    * The socket name (`FileDescriptorName=`) to prefer among several passed
    * sockets, for `http://` and `unix://` endpoints; a single passed socket
    * is used whatever its name. An `fd://name` endpoint uses its own name.
+   * With `fdStore`, the name the socket is stored under, and the only one
+   * taken.
    */
   name?: string;
   /** The file mode of a unix socket bound here. Default: `0o660`. */
@@ -46,6 +55,23 @@ export interface ListenOptions {
    * `false`.
    */
   unsetEnv?: boolean;
+  /**
+   * Keep the socket in systemd's fd store under `name`, for a service whose
+   * socket is in no socket unit, so that it outlives restarts and crashes
+   * (`FileDescriptorStoreMax=` in the service unit): when no fd named
+   * `name` was passed (the first start), the `http://` or `unix://`
+   * endpoint is bound here, the listening socket handed to the store
+   * (`FDSTORE=1`, `FDNAME=name`), then served; on every later start systemd
+   * passes it back and it is served again, whatever its address: the port
+   * stays bound, and connections waiting in its backlog are served by the
+   * new process. Only a passed fd named `name` is taken (a single passed
+   * socket with another name is not). Without `NOTIFY_SOCKET` nothing is
+   * stored, and the socket is bound as without this option.
+   *
+   * A stored unix socket's path is not removed when the server closes: the
+   * next process serves that socket at that path. Default: `false`.
+   */
+  fdStore?: boolean;
 }
 
 /** Where a server listens, as {@linkcode listen} resolved it. */
@@ -310,6 +336,26 @@ function checkOptions(options: ListenOptions): number {
   return mode;
 }
 
+/** The name to store the socket under, for `fdStore`; else `undefined`. */
+function storeName(
+  requested: Endpoint,
+  uri: string,
+  options: ListenOptions,
+): string | undefined {
+  if (!options.fdStore) return undefined;
+  if (requested.kind !== "http" && requested.kind !== "unix") {
+    throw new TypeError(
+      `fdStore needs an endpoint to bind on the first start, http:// or unix://, not ${uri}`,
+    );
+  }
+  if (options.name === undefined) {
+    throw new TypeError(
+      "fdStore needs a name (options.name) to store the socket under",
+    );
+  }
+  return checkFdName(options.name);
+}
+
 /**
  * @internal Makes any `net.Server` (an `http.Server` too) listen as
  * {@linkcode listen} does, and says where. Resolves once it listens and, for
@@ -330,10 +376,13 @@ export async function listenOn<S extends Server>(
     );
   }
 
+  const stored = storeName(requested, uri, options);
   let passed: ListenFd | undefined;
   try {
     passed = requested.kind === "fd" || requested.kind === "fdname"
       ? findPassedFd(requested, uri, "listen on")
+      : stored !== undefined
+      ? listenFds().find((fd) => fd.name === stored)
       : pickSystemdSocket(options.name);
   } finally {
     if (options.unsetEnv) unsetListenEnv();
@@ -382,6 +431,12 @@ export async function listenOn<S extends Server>(
         `${where}: run Deno with --allow-net to bind ${requested.host}:${requested.port}`,
       );
     }
+    if (stored !== undefined) {
+      return await listenStored(server, requested, uri, stored, {
+        mode,
+        createParents: false,
+      });
+    }
     try {
       await listenServer(server, {
         host: requested.host,
@@ -407,6 +462,12 @@ export async function listenOn<S extends Server>(
   }
 
   // A unix socket: what systemd passed was handled above.
+  if (stored !== undefined) {
+    return await listenStored(server, requested as UnixEndpoint, uri, stored, {
+      mode,
+      createParents: options.createParents ?? false,
+    });
+  }
   const path = (requested as { path: string }).path;
   await clearStaleSocket(path, uri);
   const bound = await bindUnixSocket(server, path, uri, {
@@ -466,6 +527,15 @@ export function pickSystemdSocket(
  * place, so only its own folder need be writable; what a process killed
  * while binding the same path left there is removed.
  *
+ * With `fdStore` (and a `name`), a service whose socket is in no socket unit
+ * keeps it across restarts: the first start binds the endpoint and hands the
+ * listening socket to systemd's fd store under `name`; every later start
+ * gets it back, passed under that name, and serves it, so the port never
+ * closes and no connection is refused (see {@linkcode storeFds}; the unit
+ * needs `FileDescriptorStoreMax=`). Such a socket is bound through libc,
+ * a unix one at its path itself (up to 107 bytes); without `NOTIFY_SOCKET`
+ * nothing is stored and the server is an ordinary one.
+ *
  * On Deno this needs `--allow-env` and `--allow-ffi` (to read and check the
  * passed sockets), plus `--allow-net` to bind TCP, or `--allow-read
  * --allow-write --allow-net` to bind a unix socket (`--allow-all` for a path
@@ -485,8 +555,12 @@ export function pickSystemdSocket(
  * `ADDRESS_IN_USE` when another server listens there; `TCP_NOT_ALLOWED`
  * under `unixOnly`; `LISTEN_FAILED` for other system errors;
  * `INVALID_ENDPOINT` for a bad URI or a `udp://` one; the errors of
- * {@linkcode listenFds}.
- * @throws {RangeError} For a mode outside 0 to 0o777.
+ * {@linkcode listenFds}; with `fdStore`, those of {@linkcode storeFds}
+ * (`NOTIFY_FAILED`), and nothing is left bound or stored.
+ * @throws {RangeError} For a mode outside 0 to 0o777, or an invalid `name`
+ * with `fdStore`.
+ * @throws {TypeError} For `fdStore` without a `name`, or with an `fd://`
+ * endpoint (there is nothing to bind).
  *
  * @tags allow-env, allow-ffi, allow-net, allow-read, allow-write
  *
@@ -496,6 +570,18 @@ export function pickSystemdSocket(
  *
  * const server = await listen("unix:///run/echo/echo.sock", { name: "echo" });
  * server.on("connection", (socket) => socket.pipe(socket));
+ * ```
+ *
+ * @example A port kept in the fd store across restarts
+ * ```ts ignore
+ * import { listen, ready } from "@socket-activation/socket-activation";
+ *
+ * const server = await listen("http://0.0.0.0:8080", {
+ *   name: "web",
+ *   fdStore: true,
+ * });
+ * server.on("connection", (socket) => socket.end("hello\n"));
+ * ready();
  * ```
  */
 export async function listen(

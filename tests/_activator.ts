@@ -9,6 +9,7 @@ import { type Agent, type IncomingHttpHeaders, request } from "node:http";
 import { createServer } from "node:net";
 import process from "node:process";
 import { lineReader } from "./_launch.ts";
+import type { ActivatorEvent } from "./_lib.ts";
 
 export const SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate";
 // Generous: a child starts in well under a second; this only turns a hang
@@ -307,4 +308,33 @@ export function httpGet(
     outgoing.on("error", reject);
     outgoing.end();
   });
+}
+
+/**
+ * Collects the events of the library's activate() (its `onEvent`), and
+ * resolves `until()` once one matches, or at once if one already did.
+ */
+export function eventLog() {
+  const events: ActivatorEvent[] = [];
+  const waiters: { match(event: ActivatorEvent): boolean; resolve(): void }[] =
+    [];
+  return {
+    events,
+    onEvent(event: ActivatorEvent) {
+      events.push(event);
+      for (const waiter of [...waiters]) {
+        if (waiter.match(event)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve();
+        }
+      }
+    },
+    until(match: (event: ActivatorEvent) => boolean, what: string) {
+      if (events.some(match)) return Promise.resolve();
+      return within(
+        new Promise<void>((resolve) => waiters.push({ match, resolve })),
+        what,
+      );
+    },
+  };
 }

@@ -17,15 +17,10 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { freePort, httpGet, within } from "./_activator.ts";
+import { eventLog, freePort, httpGet, within } from "./_activator.ts";
 import { REPORT, type Report } from "./_fd_report.ts";
 import { PYTHON } from "./_launch.ts";
-import {
-  activate,
-  ActivationError,
-  type ActivatorEvent,
-  type Notification,
-} from "./_lib.ts";
+import { activate, ActivationError, type Notification } from "./_lib.ts";
 import { clearCloexec } from "./_native.common.ts";
 import { native } from "./_native.deno.ts";
 import { fixtureCommand } from "./_runtime.ts";
@@ -43,32 +38,6 @@ function sender(steps: Step[]): string[] {
     }),
     JSON.stringify({ steps, natural: false }),
   ];
-}
-
-/** Collects events, and resolves when one matches. */
-function eventLog() {
-  const events: ActivatorEvent[] = [];
-  const waiters: { match(event: ActivatorEvent): boolean; resolve(): void }[] =
-    [];
-  return {
-    events,
-    onEvent(event: ActivatorEvent) {
-      events.push(event);
-      for (const waiter of [...waiters]) {
-        if (waiter.match(event)) {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          waiter.resolve();
-        }
-      }
-    },
-    until(match: (event: ActivatorEvent) => boolean, what: string) {
-      if (events.some(match)) return Promise.resolve();
-      return within(
-        new Promise<void>((resolve) => waiters.push({ match, resolve })),
-        what,
-      );
-    },
-  };
 }
 
 test("activate() serves on a port it picked, tells the child's pid, restarts it, and stops", async () => {

@@ -57,7 +57,8 @@ say({"port": port})
 for command in sys.stdin:
     words = command.split()
     if words[0] == "start":
-        # The shell's pid is the program's: exec keeps it.
+        # The shell's pid is the program's: exec keeps it. Not our stdin:
+        # Node makes its stdin non-blocking, which would end our reading.
         child = subprocess.Popen(
             ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + spec["argv"],
             pass_fds=(3,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)

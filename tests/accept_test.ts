@@ -120,6 +120,9 @@ for (const kind of ["tcp", "unix"] as const) {
         fd: 3,
         name: "unknown",
         endpoint: { kind: "fd", fd: 3 },
+        // The connection was not accepted by the server: Deno's engine,
+        // which takes accepted TCP connections, leaves it to node:http.
+        engine: "node:http",
       });
       const exit = instanceExit(activated, pid);
       // Closing the connection ends the service: finished settles and the

@@ -6,8 +6,10 @@
 
 import type { Section } from "./_section.ts";
 import { coldStartSection } from "./cold_start/section.ts";
+import { configSection } from "./config/section.ts";
 import { listenFdsSection } from "./listen_fds/section.ts";
 import { notifySection } from "./notify/section.ts";
+import { restartSection } from "./restart/section.ts";
 import { serveSection } from "./serve/section.ts";
 
 /** Every section, in order. */
@@ -16,4 +18,6 @@ export const SECTIONS: readonly Section[] = [
   notifySection,
   coldStartSection,
   serveSection,
+  restartSection,
+  configSection,
 ];

@@ -56,7 +56,12 @@ const REPOSITORY = "github.com/socket-activation/socket-activation";
 // deno.json, since the JSR package must not depend on a Node addon. The build
 // needs typescript (the consumer type check) and Node's types.
 const FIXED_DEPENDENCIES = { koffi: "^3.3.4" };
+// @types/eslint: the declarations of toml-eslint-parser (the config's error
+// positions) import eslint's types for an entry point this library never
+// calls; compiling the library checks them. The published declarations never
+// name the parser, so users need nothing of it.
 const FIXED_DEV_DEPENDENCIES = {
+  "@types/eslint": "^9.6.1",
   "@types/node": "^20.19.0",
   typescript: "5.9.3",
 };

@@ -1,24 +1,17 @@
-/**
- * parseConfig() against smol-toml's own parse() of the same text, over
- * document size (1 KB to 1 MB, valid, and with an error on the last line,
- * which makes parseConfig() look for the line) and over nesting (inline
- * tables and arrays nested thousands deep, a table header and a dotted key
- * of 16,000 parts). The ratio is the cost of the schema and of the error
- * positions on top of the TOML parser itself, measured in the same run.
- *
- * ```sh
- * deno run -A scripts/bench/config.ts   # prints the markdown section
- * ```
- *
- * It imports the library through `tests/_lib.ts`, so a Node harness that
- * maps that file to the built package times the npm build the same way.
- *
- * @module
- */
+// parseConfig() against smol-toml's own parse() of the same text, over
+// document size (1 KB to 1 MB, valid, and with an error on the last line,
+// which makes parseConfig() look for the line) and over nesting (inline
+// tables and arrays nested thousands deep, a table header and a dotted key
+// of 16,000 parts). The ratio is the cost of the schema and of the error
+// positions on top of the TOML parser itself, measured in the same run.
+//
+// It imports the library through `tests/_lib.ts`: the section (section.ts)
+// runs it in the runner's Deno process, and compiled with that file mapped
+// to the built package on Node (node_bench.ts).
 
 import process from "node:process";
 import { parse } from "smol-toml";
-import { parseConfig } from "../../tests/_lib.ts";
+import { parseConfig } from "../../../tests/_lib.ts";
 
 /** What to measure; every field has a default. */
 export interface ConfigBenchOptions {
@@ -228,41 +221,46 @@ function milliseconds(ms: number): string {
 }
 
 /**
- * The benchmark as a markdown section: how it was measured, then a table of
- * both parsers' times and their ratio for each document.
+ * The benchmark as a markdown section: how it was measured, then for each
+ * runtime a table of both parsers' times and their ratio per document.
  *
- * @param result What {@linkcode runConfigBench} returned.
+ * @param results What {@linkcode runConfigBench} returned on each runtime.
  * @returns The section, from its `##` heading, ending with a newline.
  */
-export function renderConfigSection(result: ConfigBenchResult): string {
+export function renderConfigSection(
+  results: readonly ConfigBenchResult[],
+): string {
   const lines = [
     "## parseConfig() against smol-toml",
     "",
-    `${result.runtime}. Each document is parsed by parseConfig() (smol-toml,`,
-    "then the schema; the line of an error from toml-eslint-parser) and by",
-    "smol-toml's own parse(), the two alternating; the median of",
-    `${result.rounds} rounds. The ratio is parseConfig() over parse(): what`,
-    "the schema and the error positions add to the TOML parser.",
-    "parseConfig() refuses inline tables and arrays nested deeper than 32,",
-    "and smol-toml's parse() deeper than 1000.",
-    "",
-    "| document | bytes | parseConfig() | smol-toml parse() | ratio | parseConfig() gives |",
-    "| --- | ---: | ---: | ---: | ---: | --- |",
+    "Each document is parsed by parseConfig() (smol-toml, then the schema; the",
+    "line of an error from toml-eslint-parser) and by smol-toml's own parse(),",
+    `the two alternating; the median of ${
+      results[0]?.rounds
+    } rounds. The ratio`,
+    "is parseConfig() over parse(): what the schema and the error positions add",
+    "to the TOML parser. parseConfig() refuses inline tables and arrays nested",
+    "deeper than 32, and smol-toml's parse() deeper than 1000.",
   ];
-  for (const row of result.rows) {
-    const cells = [
-      row.label,
-      String(row.bytes),
-      `${milliseconds(row.parseConfigMs)} ms`,
-      `${milliseconds(row.smolMs)} ms`,
-      row.ratio.toFixed(2),
-      row.outcome.replaceAll("|", "\\|"),
-    ];
-    lines.push(`| ${cells.join(" | ")} |`);
+  for (const result of results) {
+    lines.push(
+      "",
+      `### ${result.runtime}`,
+      "",
+      "| document | bytes | parseConfig() | smol-toml parse() | ratio | parseConfig() gives |",
+      "| --- | ---: | ---: | ---: | ---: | --- |",
+    );
+    for (const row of result.rows) {
+      const cells = [
+        row.label,
+        String(row.bytes),
+        `${milliseconds(row.parseConfigMs)} ms`,
+        `${milliseconds(row.smolMs)} ms`,
+        row.ratio.toFixed(2),
+        row.outcome.replaceAll("|", "\\|"),
+      ];
+      lines.push(`| ${cells.join(" | ")} |`);
+    }
   }
   return lines.join("\n") + "\n";
-}
-
-if (import.meta.main) {
-  console.log(renderConfigSection(runConfigBench()));
 }

@@ -1,27 +1,19 @@
-/**
- * Restarts under socket-activate: the time from SIGHUP to the new child's
- * `READY=1`, against the child's own cold start (its spawn to its
- * `READY=1`), measured in the same run. The child is the serve() service of
- * the tests (`tests/fixtures/activated.ts`), on Deno, and on Node from the
- * npm build when `npm/` holds one; socket-activate runs on Deno, through
- * the `./cli` export.
- *
- * ```sh
- * deno run -A scripts/bench/restart.ts [--rounds N] [--restarts K]
- * ```
- *
- * prints this benchmark's section of BENCHMARKS.md.
- *
- * @module
- */
+// Restarts under socket-activate: the time from SIGHUP to the new child's
+// `READY=1`, against the child's own cold start (its spawn to its
+// `READY=1`), measured in the same run. The child is the serve() service of
+// the tests (`tests/fixtures/activated.ts`), on Deno, and on Node from the
+// npm build when `npm/` holds one; socket-activate runs on Deno, through
+// the `./cli` export. The section (section.ts) runs it:
+//
+//   deno run -A scripts/bench/main.ts --no-build --only restart
 
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { startCli } from "../../tests/_socket_activate.ts";
+import { startCli } from "../../../tests/_socket_activate.ts";
+import { median, spread } from "../_util.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const NODE_CHILD = `${ROOT}npm/test_esm/fixtures/activated.js`;
 
 /** Options of {@linkcode runRestartBench}. */
@@ -140,20 +132,6 @@ export async function runRestartBench(
   return { rounds, restarts, arms, skipped };
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-function spread(values: readonly number[]): string {
-  return `${median(values).toFixed(1)} (${Math.min(...values).toFixed(1)}–${
-    Math.max(...values).toFixed(1)
-  })`;
-}
-
 /**
  * The BENCHMARKS.md section for a result.
  *
@@ -166,8 +144,8 @@ export function renderRestartSection(result: RestartBenchResult): string {
     const overhead = median(
       arm.restartMs.map((ms, index) => ms - arm.restartedStartMs[index]!),
     );
-    return `| ${arm.runtime} | ${spread(arm.coldStartMs)} | ${
-      spread(arm.restartMs)
+    return `| ${arm.runtime} | ${spread(arm.coldStartMs, 1)} | ${
+      spread(arm.restartMs, 1)
     } | **${ratio.toFixed(2)}** | ${
       overhead.toFixed(1)
     } | ${arm.restartMs.length} |`;
@@ -197,27 +175,4 @@ export function renderRestartSection(result: RestartBenchResult): string {
     ...result.skipped.map((reason) => `\nNot measured: ${reason}.`),
     "",
   ].join("\n");
-}
-
-if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      rounds: { type: "string" },
-      restarts: { type: "string" },
-    },
-  });
-  const count = (text: string | undefined, name: string) => {
-    if (text === undefined) return undefined;
-    const number = Number(text);
-    if (!Number.isInteger(number) || number < 1) {
-      console.error(`--${name} is a positive integer, not ${text}`);
-      process.exit(2);
-    }
-    return number;
-  };
-  const result = await runRestartBench({
-    rounds: count(values.rounds, "rounds"),
-    restarts: count(values.restarts, "restarts"),
-  });
-  console.log(renderRestartSection(result));
 }

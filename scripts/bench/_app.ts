@@ -2,7 +2,7 @@
 // load generator, the servers compared with), installed into
 // `<folder>/node_modules`, and a throwaway Node application in
 // `<folder>/app` with the built package installed as a user's would be:
-// `app/node_modules/socket-activation` (from npm/) and its dependencies.
+// npm/ packed, and the tarball installed with its whole dependency tree.
 // Node resolves from `app/` into both. The Node benchmarks run from this
 // copy, so a rebuild of npm/ during a run cannot change what they measure.
 
@@ -16,10 +16,6 @@ export interface BenchApp {
   /** The app, whose node_modules holds the built package. */
   readonly dir: string;
   remove(): Promise<void>;
-}
-
-async function copy(from: string, to: string): Promise<void> {
-  await capture("cp", ["-a", from, to]);
 }
 
 /** Installs `packages` (`name@version`) into `dir/node_modules`. */
@@ -44,8 +40,8 @@ async function installTools(
 
 /**
  * Makes the temporary folder: installs `tools` from npm (npm's cache makes
- * later runs fast), then copies the package in `npmDir` and its
- * dependencies into the app.
+ * later runs fast), then packs the package in `npmDir` and installs the
+ * tarball into the app, dependencies and all.
  */
 export async function stageApp(
   npmDir: string,
@@ -55,32 +51,28 @@ export async function stageApp(
   try {
     await installTools(root, tools);
     const dir = join(root, "app");
-    const modules = join(dir, "node_modules");
-    const pkg = join(modules, "socket-activation");
-    await Deno.mkdir(pkg, { recursive: true });
-    for (const entry of ["package.json", "esm", "script"]) {
-      await copy(join(npmDir, entry), join(pkg, entry));
-    }
-    // The package's dependencies (koffi, smol-toml), and koffi's prebuilt
-    // binary package, as npm would hoist them.
-    const manifest = JSON.parse(
-      await Deno.readTextFile(join(npmDir, "package.json")),
-    ) as { dependencies?: Record<string, string> };
-    for (const name of Object.keys(manifest.dependencies ?? {})) {
-      // A scoped name needs its scope folder.
-      await Deno.mkdir(join(modules, name).replace(/\/[^/]*$/, ""), {
-        recursive: true,
-      });
-      await copy(join(npmDir, "node_modules", name), join(modules, name));
-    }
-    await copy(
-      join(npmDir, "node_modules", "@koromix"),
-      join(modules, "@koromix"),
-    );
+    await Deno.mkdir(dir);
     await Deno.writeTextFile(
       join(dir, "package.json"),
       JSON.stringify({ private: true, type: "module" }) + "\n",
     );
+    const tarball = (await capture("npm", [
+      "pack",
+      "--pack-destination",
+      root,
+      "--loglevel=error",
+    ], { cwd: npmDir })).trim().split("\n").at(-1)!;
+    await capture("npm", [
+      "install",
+      "--prefix",
+      dir,
+      "--no-audit",
+      "--no-fund",
+      "--no-package-lock",
+      "--prefer-offline",
+      "--loglevel=error",
+      join(root, tarball),
+    ]);
     return {
       root,
       dir,

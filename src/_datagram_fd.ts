@@ -12,23 +12,22 @@ import { Buffer } from "node:buffer";
 import { lookup } from "node:dns/promises";
 import { EventEmitter } from "node:events";
 import { isIPv4, isIPv6 } from "node:net";
-import { systemCallError } from "./_errno.ts";
-import { FdPoller, POLLIN, POLLOUT } from "./_fd_poller.ts";
+import { EAGAIN, EINTR, systemCallError } from "./_errno.ts";
+import { FdPoller } from "./_fd_poller.ts";
 import type { Libc, Reception } from "./_sys.common.ts";
 import { parseAddress, type SocketAddress } from "./socket_info.ts";
+import { inetSockaddr, unixSockaddr } from "./_sockaddr.ts";
+import {
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  MSG_PEEK,
+  MSG_TRUNC,
+  POLLIN,
+  POLLOUT,
+} from "./_linux.ts";
 
-const MSG_PEEK = 0x2;
-const MSG_TRUNC = 0x20;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
-const EAGAIN = 11;
-const EINTR = 4;
-const AF_UNIX = 1;
-const AF_INET = 2;
-const AF_INET6 = 10;
 // sockaddr_storage.
 const ADDRESS_SIZE = 128;
-const UNIX_PATH_MAX = 108;
 
 /** Where a datagram came from, as node:dgram's "message" event gives it. */
 export interface DatagramRemoteInfo {
@@ -60,69 +59,6 @@ function remoteInfo(address: SocketAddress, size: number): DatagramRemoteInfo {
   // A unix sender; a socket of this kind has no sender of another family.
   const path = address.family === "unix" ? address.path : "";
   return { address: path, family: "unix", port: 0, size };
-}
-
-/** A sockaddr for `host` (an IP address) and `port`, in `family`. */
-function inetAddress(
-  family: "ipv4" | "ipv6",
-  host: string,
-  port: number,
-): Uint8Array {
-  if (family === "ipv4") {
-    const address = new Uint8Array(16);
-    const view = new DataView(address.buffer);
-    view.setUint16(0, AF_INET, true);
-    view.setUint16(2, port);
-    address.set(host.split(".").map(Number), 4);
-    return address;
-  }
-  // An IPv4 address from an IPv6 socket: the IPv4-mapped form.
-  const text = isIPv4(host) ? `::ffff:${host}` : host;
-  const address = new Uint8Array(28);
-  const view = new DataView(address.buffer);
-  view.setUint16(0, AF_INET6, true);
-  view.setUint16(2, port);
-  ipv6Bytes(text).forEach((group, index) =>
-    view.setUint16(8 + index * 2, group)
-  );
-  return address;
-}
-
-/** The eight 16-bit groups of an IPv6 address (`::`, a dotted tail). */
-function ipv6Bytes(text: string): number[] {
-  const hex = text.replace(
-    /(\d+)\.(\d+)\.(\d+)\.(\d+)$/,
-    (_, a, b, c, d) =>
-      `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`,
-  );
-  const groups = (part: string | undefined) =>
-    part ? part.split(":").map((group) => parseInt(group, 16)) : [];
-  const [head, tail] = hex.split("::");
-  const left = groups(head);
-  if (tail === undefined) return left;
-  const right = groups(tail);
-  return [
-    ...left,
-    ...new Array<number>(8 - left.length - right.length).fill(0),
-    ...right,
-  ];
-}
-
-/** A sockaddr_un for `path` (`@name` for the abstract namespace). */
-function unixAddress(path: string): Uint8Array {
-  const abstract = path.startsWith("@");
-  const bytes = new TextEncoder().encode(abstract ? path.slice(1) : path);
-  // A path gets its terminating NUL; an abstract name starts with one.
-  const length = 2 + 1 + bytes.length;
-  if (length - 2 > UNIX_PATH_MAX) {
-    throw new RangeError(
-      `A unix socket path holds at most ${UNIX_PATH_MAX - 1} bytes: ${path}`,
-    );
-  }
-  const address = new Uint8Array(length);
-  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
-  address.set(bytes, abstract ? 3 : 2);
-  return address;
 }
 
 interface Outgoing {
@@ -308,7 +244,7 @@ export class FdDatagramSocket extends EventEmitter {
 
   async #destination(host: string, port: number): Promise<Uint8Array> {
     const family = this.#local.family;
-    if (family === "unix") return unixAddress(host);
+    if (family === "unix") return unixSockaddr(host);
     if (family !== "ipv4" && family !== "ipv6") {
       throw new TypeError("Cannot send on a socket of this address family");
     }
@@ -323,7 +259,7 @@ export class FdDatagramSocket extends EventEmitter {
         `Cannot send to the IPv6 address ${ip} from an IPv4 socket`,
       );
     }
-    return inetAddress(family, ip, port);
+    return inetSockaddr(ip, port, family);
   }
 
   /**

@@ -3,9 +3,19 @@
 // aarch64 share; the descriptions are glibc's strerror() texts with a small
 // first letter. tests/errno_test.ts checks the table against the system's
 // headers and strerror(), so that every errno a call can return has a name.
+export const ENOENT = 2;
+export const EINTR = 4;
+export const E2BIG = 7;
 export const EBADF = 9;
+export const EAGAIN = 11;
+export const ENOTDIR = 20;
 export const EINVAL = 22;
 export const ERANGE = 34;
+export const ENAMETOOLONG = 36;
+export const ENOTSOCK = 88;
+export const EAFNOSUPPORT = 97;
+export const EADDRINUSE = 98;
+export const ETIMEDOUT = 110;
 
 const ERRNOS: Readonly<Record<number, readonly [string, string]>> = {
   1: ["EPERM", "operation not permitted"],

@@ -6,12 +6,7 @@
 // started later.
 
 import type { Libc } from "./_sys.common.ts";
-
-export const POLLIN = 0x1;
-export const POLLOUT = 0x4;
-const O_CLOEXEC = 0o2000000;
-// struct pollfd: int fd, short events, short revents.
-const POLLFD_SIZE = 8;
+import { O_CLOEXEC, POLLFD_SIZE } from "./_linux.ts";
 
 /** Waits for one fd to become ready, until stopped. */
 export class FdPoller {

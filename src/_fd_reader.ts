@@ -8,12 +8,11 @@
 
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
-import { systemCallError } from "./_errno.ts";
-import { FdPoller, POLLIN } from "./_fd_poller.ts";
+import { EAGAIN, EINTR, systemCallError } from "./_errno.ts";
+import { FdPoller } from "./_fd_poller.ts";
+import { POLLIN } from "./_linux.ts";
 import type { Libc } from "./_sys.common.ts";
 
-const EAGAIN = 11;
-const EINTR = 4;
 // As much as one read() takes: a whole /dev/kmsg record, several pages of a
 // /proc file.
 const CHUNK_SIZE = 65536;

@@ -6,9 +6,10 @@
 // included, once the notification is handled.
 
 import type { RawNotification } from "./_notify_socket.ts";
-import { POLLERR, POLLHUP, POLLNVAL, type Reactor } from "./_reactor.ts";
+import type { Reactor } from "./_reactor.ts";
 import { sys } from "./_sys.deno.ts";
-import { fdNameProblem } from "./config.ts";
+import { fdNameProblem } from "./endpoint.ts";
+import { F_GETFL, O_ACCMODE, POLLERR, POLLHUP, POLLNVAL } from "./_linux.ts";
 
 /** An fd in the store. */
 export interface StoredFd {
@@ -44,8 +45,6 @@ export interface FdStore {
   close(): void;
 }
 
-const F_GETFL = 3;
-const O_ACCMODE = 3;
 const DEFAULT_NAME = "stored";
 
 /**

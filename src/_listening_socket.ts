@@ -6,11 +6,24 @@
 import { lookup } from "node:dns/promises";
 import { lstatSync, unlinkSync } from "node:fs";
 import { isIP, isIPv6 } from "node:net";
-import { describeErrno } from "./_errno.ts";
+import { describeErrno, EADDRINUSE, EAFNOSUPPORT } from "./_errno.ts";
 import { sys } from "./_sys.deno.ts";
 import { clearStaleSocket, systemError } from "./_unix_socket.ts";
+import { inetSockaddr, unixSockaddr } from "./_sockaddr.ts";
 import { type Endpoint, parseEndpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNIX,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  SUN_PATH_MAX,
+} from "./_linux.ts";
 
 /** Where to listen, parsed. `host` undefined is any address. */
 export type ListenTarget =
@@ -33,24 +46,10 @@ export interface ListeningSocket {
   close(): void;
 }
 
-// <sys/socket.h>, <netinet/in.h> on Linux.
-const AF_UNIX = 1;
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const EAFNOSUPPORT = 97;
-const EADDRINUSE = 98;
 // Linux's SOMAXCONN since 5.4; the kernel caps it at net.core.somaxconn.
 // systemd's Backlog= default: a deep queue holds connections while no
 // child accepts, during a restart.
 const BACKLOG = 4096;
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
-// sun_path holds 108 bytes with the terminating NUL.
-const SUN_PATH_MAX = 107;
 
 const FORMS =
   "a port, ADDRESS:PORT, [IPv6]:PORT, /path, @abstract, http://host:port or unix:///path";
@@ -118,53 +117,6 @@ export function parseListenAddress(text: string): ListenTarget {
     };
   }
   throw invalid(text, `expected ${FORMS}`);
-}
-
-function ipv4Bytes(host: string): number[] {
-  return host.split(".").map(Number);
-}
-
-function ipv6Bytes(host: string): number[] {
-  // An IPv4 tail (::ffff:1.2.3.4) as two groups, then "::" expanded.
-  const tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-  let text = host;
-  if (tail !== null) {
-    const [a, b, c, d] = ipv4Bytes(tail[1]!) as [
-      number,
-      number,
-      number,
-      number,
-    ];
-    text = host.slice(0, tail.index) +
-      `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [left, right] = text.split("::") as [string, string | undefined];
-  const groups = (part: string | undefined) =>
-    part ? part.split(":").map((group) => parseInt(group, 16)) : [];
-  const head = groups(left);
-  const rest = groups(right);
-  const all = right === undefined
-    ? head
-    : [...head, ...Array(8 - head.length - rest.length).fill(0), ...rest];
-  return all.flatMap((group) => [group >> 8, group & 0xff]);
-}
-
-function inetAddress(family: number, host: string, port: number): Uint8Array {
-  const address = new Uint8Array(family === AF_INET ? 16 : 28);
-  const view = new DataView(address.buffer);
-  view.setUint16(0, family, true);
-  view.setUint16(2, port); // network byte order
-  if (family === AF_INET) address.set(ipv4Bytes(host), 4);
-  else address.set(ipv6Bytes(host), 8);
-  return address;
-}
-
-function unixAddress(path: string, abstract: boolean): Uint8Array {
-  const bytes = new TextEncoder().encode(path);
-  const address = new Uint8Array(2 + (abstract ? 1 : 0) + bytes.length);
-  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
-  address.set(bytes, abstract ? 3 : 2);
-  return address;
 }
 
 function failure(where: string, call: string, errno: number): ActivationError {
@@ -243,7 +195,7 @@ async function openTcp(
       fd = bindAndListen(
         where,
         AF_INET6,
-        inetAddress(AF_INET6, "::", target.port),
+        inetSockaddr("::", target.port),
       );
     } catch (error) {
       if ((error as ActivationError).errno !== EAFNOSUPPORT) throw error;
@@ -251,12 +203,12 @@ async function openTcp(
       fd = bindAndListen(
         where,
         AF_INET,
-        inetAddress(AF_INET, host, target.port),
+        inetSockaddr(host, target.port),
       );
     }
   } else {
     const family = isIP(host) === 6 ? AF_INET6 : AF_INET;
-    fd = bindAndListen(where, family, inetAddress(family, host, target.port));
+    fd = bindAndListen(where, family, inetSockaddr(host, target.port));
   }
   const port = target.port === 0 ? boundPort(fd) : target.port;
   return {
@@ -291,7 +243,7 @@ async function openUnix(
     );
   }
   await clearStaleSocket(path, text);
-  const fd = bindAndListen(where, AF_UNIX, unixAddress(path, false), {
+  const fd = bindAndListen(where, AF_UNIX, unixSockaddr(path), {
     beforeBind(fd) {
       if (libc.fchmod(fd, mode) < 0) {
         throw failure(where, "fchmod()", libc.errno());
@@ -342,7 +294,7 @@ export async function openListeningSocket(
   const where = `Cannot listen on ${text}`;
   if (target.kind === "tcp") return await openTcp(target, where);
   if (target.kind === "unix") return await openUnix(target.path, mode, text);
-  const fd = bindAndListen(where, AF_UNIX, unixAddress(target.name, true));
+  const fd = bindAndListen(where, AF_UNIX, unixSockaddr(`@${target.name}`));
   return {
     fd,
     address: `@${target.name}`,

@@ -4,10 +4,27 @@
 // FFI layer: neither runtime has unix datagram sockets that carry either.
 
 import { describeErrno } from "./_errno.ts";
-import { POLLIN, type Reactor } from "./_reactor.ts";
+import type { Reactor } from "./_reactor.ts";
+import { unixSockaddr } from "./_sockaddr.ts";
 import type { Reception } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
+import {
+  AF_UNIX,
+  MSG_CMSG_CLOEXEC,
+  MSG_CTRUNC,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  POLLIN,
+  SCM_CREDENTIALS,
+  SCM_RIGHTS,
+  SO_PASSCRED,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+  SUN_PATH_MAX,
+} from "./_linux.ts";
 
 /** One datagram as received, its fds now this process's to keep or close. */
 export interface RawNotification {
@@ -23,20 +40,6 @@ export interface RawNotification {
   readonly fds: readonly number[];
 }
 
-// <sys/socket.h> on Linux.
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_PASSCRED = 16;
-const SCM_RIGHTS = 1;
-const SCM_CREDENTIALS = 2;
-const MSG_DONTWAIT = 0x40;
-const MSG_TRUNC = 0x20;
-const MSG_CTRUNC = 0x8;
-const MSG_CMSG_CLOEXEC = 0x40000000;
-const SUN_PATH_MAX = 107;
 // Bigger than any notification systemd accepts (it takes PIPE_BUF, 4096).
 const DATA_SIZE = 65536;
 // SCM_RIGHTS with 253 fds (the kernel's most) and SCM_CREDENTIALS.
@@ -127,10 +130,7 @@ export function openNotifySocket(
   if (libc.setsockopt(fd, SOL_SOCKET, SO_PASSCRED, one) < 0) {
     throw fail("setsockopt(SO_PASSCRED)");
   }
-  const address = new Uint8Array(2 + bytes.length);
-  address[0] = AF_UNIX;
-  address.set(bytes, 2);
-  if (libc.bind(fd, address) < 0) throw fail("bind()");
+  if (libc.bind(fd, unixSockaddr(path)) < 0) throw fail("bind()");
 
   const reception: Reception = {
     address: new Uint8Array(128),

@@ -9,15 +9,7 @@
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
 import { describeErrno } from "./_errno.ts";
-
-// <poll.h>: struct pollfd is { int fd; short events; short revents; }.
-const POLLFD_SIZE = 8;
-export const POLLIN = 0x1;
-export const POLLERR = 0x8;
-export const POLLHUP = 0x10;
-export const POLLNVAL = 0x20;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
+import { O_CLOEXEC, O_NONBLOCK, POLLFD_SIZE, POLLIN } from "./_linux.ts";
 
 /** What to do when an fd is ready. */
 export type ReadyHandler = (revents: number) => void;

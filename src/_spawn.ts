@@ -11,22 +11,23 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { delimiter, resolve } from "node:path";
 import { describeErrno } from "./_errno.ts";
-import { POLLIN, type Reactor } from "./_reactor.ts";
+import type { Reactor } from "./_reactor.ts";
 import { SIGSET_SIZE, SPAWN_BUFFER_SIZE } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
-
-// <fcntl.h>, <spawn.h> and <sys/wait.h> on Linux.
-const F_DUPFD_CLOEXEC = 1030;
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const POSIX_SPAWN_SETPGROUP = 0x02;
-const POSIX_SPAWN_SETSIGDEF = 0x04;
-const POSIX_SPAWN_SETSIGMASK = 0x08;
-const P_PIDFD = 3;
-const WEXITED = 4;
-const WNOHANG = 1;
-const CLD_EXITED = 1;
+import {
+  CLD_EXITED,
+  F_DUPFD_CLOEXEC,
+  O_RDONLY,
+  O_WRONLY,
+  P_PIDFD,
+  POLLIN,
+  POSIX_SPAWN_SETPGROUP,
+  POSIX_SPAWN_SETSIGDEF,
+  POSIX_SPAWN_SETSIGMASK,
+  WEXITED,
+  WNOHANG,
+} from "./_linux.ts";
 
 /** Where a child's stdout or stderr goes. */
 export type Output = "inherit" | "ignore";

@@ -5,13 +5,18 @@
 import process from "node:process";
 import { EBADF } from "./_errno.ts";
 import { ActivationError } from "./errors.ts";
+import {
+  F_GETFD,
+  F_SETFD,
+  FD_CLOEXEC,
+  S_IFMT,
+  S_IFSOCK,
+  SO_ACCEPTCONN,
+  SO_PEERCRED,
+  SO_TYPE,
+  SOL_SOCKET,
+} from "./_linux.ts";
 
-// <fcntl.h> on Linux.
-export const F_GETFD = 1;
-export const F_SETFD = 2;
-export const FD_CLOEXEC = 1;
-// pidfd_open(2) has the same number on every architecture (added in 5.3).
-export const SYS_PIDFD_OPEN = 434;
 // statfs(2) f_type of pidfs (linux/magic.h), whose inodes give each pidfd
 // the 64-bit id that LISTEN_PIDFDID carries (Linux 6.9 and later).
 const PID_FS_MAGIC = 0x50494446n;
@@ -239,13 +244,6 @@ export function readPidfdId(libc: Libc, pid: number): bigint | undefined {
   }
 }
 
-// <sys/socket.h> and <sys/stat.h> on Linux.
-const SOL_SOCKET = 1;
-const SO_TYPE = 3;
-const SO_PEERCRED = 17;
-const SO_ACCEPTCONN = 30;
-const S_IFMT = 0o170000;
-const S_IFSOCK = 0o140000;
 // st_mode's offset in struct stat: x86-64 puts st_nlink (8 bytes) before it,
 // the generic layout of aarch64 puts it after.
 const ST_MODE_OFFSET = process.arch === "arm64" ? 16 : 24;

@@ -7,8 +7,8 @@ import {
   type Libc,
   once,
   type Sys,
-  SYS_PIDFD_OPEN,
 } from "./_sys.common.ts";
+import { SYS_PIDFD_OPEN } from "./_linux.ts";
 
 const SYMBOLS = {
   // fcntl() and syscall() are variadic; on Linux x86-64 and aarch64 a fixed

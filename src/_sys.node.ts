@@ -12,8 +12,8 @@ import {
   ffiUnavailable,
   type Libc,
   type Sys,
-  SYS_PIDFD_OPEN,
 } from "./_sys.common.ts";
+import { O_CLOEXEC, SYS_PIDFD_OPEN } from "./_linux.ts";
 
 type KoffiFunction = (...args: unknown[]) => unknown;
 interface KoffiAsync {
@@ -273,8 +273,7 @@ function load(): Libc {
   };
 }
 
-// O_CLOEXEC, as /proc/self/fdinfo/N shows FD_CLOEXEC in its octal "flags:".
-const O_CLOEXEC = 0o2000000;
+// /proc/self/fdinfo/N shows FD_CLOEXEC as O_CLOEXEC in its octal "flags:".
 const fdinfo = new Uint8Array(512);
 const decoder = new TextDecoder();
 

@@ -22,9 +22,10 @@ import { connect, type Server } from "node:net";
 import { constants } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ActivationError, type ActivationErrorCode } from "./errors.ts";
+import { SUN_PATH_MAX } from "./_linux.ts";
 
-// sun_path holds 108 bytes, the last one for the terminating NUL.
-const UNIX_PATH_MAX = 107;
+/** The mode of a unix socket we bind when none is asked for: owner and group. */
+export const DEFAULT_SOCKET_MODE = 0o660;
 
 /** The errno number of a Node system error (`code: "EACCES"`), if any. */
 export function errnoOf(error: unknown): number | undefined {
@@ -242,7 +243,7 @@ interface FolderName {
 
 function nameFolder(folder: string): FolderName {
   const socket = join(folder, TEMPORARY_NAME);
-  if (Buffer.byteLength(socket) <= UNIX_PATH_MAX) {
+  if (Buffer.byteLength(socket) <= SUN_PATH_MAX) {
     return { socket, close() {} };
   }
   const fd = openSync(

@@ -16,7 +16,8 @@ import {
   parseListenAddress,
 } from "./_listening_socket.ts";
 import { createQueue } from "./_queue.ts";
-import { createReactor, POLLIN, type Reactor } from "./_reactor.ts";
+import { createReactor, type Reactor } from "./_reactor.ts";
+import { POLLIN } from "./_linux.ts";
 import {
   type ChildExit,
   findProgram,
@@ -24,9 +25,9 @@ import {
   spawnChild,
   waitForExit,
 } from "./_spawn.ts";
-import { systemError } from "./_unix_socket.ts";
+import { DEFAULT_SOCKET_MODE, systemError } from "./_unix_socket.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import { fdNameProblem } from "./config.ts";
+import { fdNameProblem } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 import {
   FD_STORE_MAX,
@@ -195,7 +196,6 @@ export interface Activation {
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const DEFAULT_START_TIMEOUT_MS = 90_000;
-const DEFAULT_MODE = 0o660;
 // systemd's RestartSec= default, and a StartLimitBurst= of 5 automatic
 // restarts within StartLimitIntervalSec= 10 s.
 const RESTART_DELAY_MS = 100;
@@ -318,7 +318,7 @@ function listenRequests(options: ActivateOptions): ListenRequest[] {
   return specs.map((spec) => {
     const name = spec.name ??
       (names.length === 1 ? names[0] : names[next++]);
-    const mode = spec.mode ?? DEFAULT_MODE;
+    const mode = spec.mode ?? DEFAULT_SOCKET_MODE;
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
       throw new RangeError(
         `A socket mode is an integer from 0 to 0o777, not ${mode}`,

@@ -6,7 +6,12 @@ import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
 import { type KeyPositions, keyPositions } from "./_config_positions.ts";
 import { describeErrno } from "./_errno.ts";
-import { type Endpoint, formatEndpoint, parseEndpoint } from "./endpoint.ts";
+import {
+  type Endpoint,
+  fdNameProblem,
+  formatEndpoint,
+  parseEndpoint,
+} from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 
 /** One endpoint a service listens on, from the `[listen]` table. */
@@ -38,8 +43,6 @@ const TOP_LEVEL_KEYS = ["listen", "connect"] as const;
 const LISTEN_KEYS = ["uri", "mode", "name"] as const;
 const CONNECT_KEYS = ["uri"] as const;
 const MODE_MAX = 0o777;
-// systemd's fdname_is_valid(): at most 255 characters.
-const FDNAME_MAX = 255;
 const BARE_KEY = /^[A-Za-z0-9_-]+$/;
 // How deep inline tables and arrays may nest. A configuration needs one
 // level (an entry's inline table); the limit leaves room for mistakes to get
@@ -147,18 +150,6 @@ function checkKeys(
       throw invalid(source, [...path, key], unknownKey(key, known));
     }
   }
-}
-
-/** @internal Why `name` is not a valid fd name, or `undefined` when it is. */
-export function fdNameProblem(name: string): string | undefined {
-  // systemd's fdname_is_valid() (sd_listen_fds(3), FileDescriptorName= in
-  // systemd.socket(5)); an empty name could never be asked for.
-  if (name === "") return "is empty";
-  if (!/^[\x20-\x7e]*$/.test(name) || name.includes(":")) {
-    return "is not printable ASCII without ':'";
-  }
-  if (name.length > FDNAME_MAX) return `is over ${FDNAME_MAX} characters`;
-  return undefined;
 }
 
 function readEndpoint(

@@ -5,6 +5,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { ActivationError } from "./errors.ts";
 import { SD_LISTEN_FDS_START } from "./listen_env.ts";
+import { SUN_PATH_MAX } from "./_linux.ts";
 
 /** A TCP endpoint: `http://host[:port]`. */
 export interface HttpEndpoint {
@@ -61,8 +62,6 @@ export type Endpoint =
 const DEFAULT_HTTP_PORT = 80;
 // systemd's fdname_is_valid(): at most 255 characters.
 const FDNAME_MAX = 255;
-// sun_path holds 108 bytes, the last one for the terminating NUL.
-const UNIX_PATH_MAX = 107;
 const FD_MAX = 2 ** 31 - 1;
 // RFC 3986 reg-name characters we accept in a host name (no percent-encoding:
 // a host name is looked up as written).
@@ -162,8 +161,8 @@ function unixPathProblem(path: string): string | undefined {
       surrogate.charCodeAt(0).toString(16).toUpperCase()
     }), which no file name can hold`;
   }
-  if (new TextEncoder().encode(path).length > UNIX_PATH_MAX) {
-    return `the path is longer than ${UNIX_PATH_MAX} bytes`;
+  if (new TextEncoder().encode(path).length > SUN_PATH_MAX) {
+    return `the path is longer than ${SUN_PATH_MAX} bytes`;
   }
   return undefined;
 }
@@ -199,17 +198,23 @@ function parseFd(
     return { kind: "fd", fd };
   }
   const name = decode(uri, authority);
-  // systemd's fdname_is_valid(): printable ASCII, no ":", at most 255.
-  if (!/^[\x20-\x7e]*$/.test(name) || name.includes(":")) {
-    throw invalid(
-      uri,
-      "an fd name is printable ASCII without ':' (FileDescriptorName=)",
-    );
-  }
-  if (name.length > FDNAME_MAX) {
-    throw invalid(uri, `an fd name has at most ${FDNAME_MAX} characters`);
+  const problem = fdNameProblem(name);
+  if (problem !== undefined) {
+    throw invalid(uri, `the fd name ${problem} (FileDescriptorName=)`);
   }
   return { kind: "fdname", name };
+}
+
+/** @internal Why `name` is not a valid fd name, or `undefined` when it is. */
+export function fdNameProblem(name: string): string | undefined {
+  // systemd's fdname_is_valid() (sd_listen_fds(3), FileDescriptorName= in
+  // systemd.socket(5)); an empty name could never be asked for.
+  if (name === "") return "is empty";
+  if (!/^[\x20-\x7e]*$/.test(name) || name.includes(":")) {
+    return "is not printable ASCII without ':'";
+  }
+  if (name.length > FDNAME_MAX) return `is over ${FDNAME_MAX} characters`;
+  return undefined;
 }
 
 /**

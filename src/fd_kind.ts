@@ -2,19 +2,18 @@
 // sd_is_special(), for the fds of ListenFIFO= and ListenSpecial=
 // (systemd.socket(5)).
 
-import { describeErrno, EBADF } from "./_errno.ts";
+import { describeErrno, EBADF, ENOENT, ENOTDIR } from "./_errno.ts";
 import { type FdStat, fstatFd } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
-
-const S_IFMT = 0o170000;
-const S_IFIFO = 0o010000;
-const S_IFCHR = 0o020000;
-const S_IFREG = 0o100000;
-const O_CLOEXEC = 0o2000000;
-const O_PATH = 0o10000000;
-const ENOENT = 2;
-const ENOTDIR = 20;
+import {
+  O_CLOEXEC,
+  O_PATH,
+  S_IFCHR,
+  S_IFIFO,
+  S_IFMT,
+  S_IFREG,
+} from "./_linux.ts";
 
 function checkFd(fd: number): void {
   if (!Number.isInteger(fd) || fd < 0) {

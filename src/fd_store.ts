@@ -3,7 +3,7 @@
 // service hands to the manager under a name, and gets back on its next
 // start after the passed sockets, named in LISTEN_FDNAMES.
 
-import { fdNameProblem } from "./config.ts";
+import { fdNameProblem } from "./endpoint.ts";
 import { notify, type NotifyOptions, notifyWithFds } from "./notify.ts";
 
 /** Options of {@linkcode storeFds}. */

@@ -16,6 +16,7 @@ import {
   bindUnixSocket,
   clearStaleSocket,
   codeOf,
+  DEFAULT_SOCKET_MODE,
   listenServer,
   systemError,
   unlinkOnClose,
@@ -99,8 +100,6 @@ export interface ListenedOn {
   /** What {@linkcode socketInfo} said of a passed socket. */
   readonly socket?: SocketInfo;
 }
-
-const DEFAULT_MODE = 0o660;
 
 function describeRange(passed: readonly ListenFd[]): string {
   const first = passed[0]!.fd;
@@ -327,7 +326,7 @@ export function normalise(endpoint: Endpoint | string): [Endpoint, string] {
 }
 
 function checkOptions(options: ListenOptions): number {
-  const mode = options.mode ?? DEFAULT_MODE;
+  const mode = options.mode ?? DEFAULT_SOCKET_MODE;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
     throw new RangeError(
       `A socket mode is an integer from 0 to 0o777, not ${mode}`,

@@ -8,11 +8,35 @@
 // with MSG_DONTWAIT, and a full queue is NOTIFY_FAILED with EAGAIN.
 
 import process from "node:process";
-import { describeErrno, EINVAL } from "./_errno.ts";
+import {
+  describeErrno,
+  E2BIG,
+  EAGAIN,
+  EINVAL,
+  ENAMETOOLONG,
+  ETIMEDOUT,
+} from "./_errno.ts";
 import { readEnv, unsetEnv } from "./_env.ts";
 import type { Libc } from "./_sys.common.ts";
 import { sys } from "./_sys.deno.ts";
 import { ActivationError } from "./errors.ts";
+import {
+  AF_UNIX,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  O_CLOEXEC,
+  POLLFD_SIZE,
+  SCM_CREDENTIALS,
+  SCM_MAX_FD,
+  SCM_RIGHTS,
+  SO_SNDBUF,
+  SO_SNDBUFFORCE,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOL_SOCKET,
+  SUN_PATH_MAX,
+} from "./_linux.ts";
+import { unixSockaddr } from "./_sockaddr.ts";
 
 /** Options of {@linkcode notify} and the functions built on it. */
 export interface NotifyOptions {
@@ -30,26 +54,8 @@ export interface NotifyOptions {
   pid?: number;
 }
 
-// <sys/socket.h>, <linux/net.h> and <fcntl.h> on Linux.
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-const MSG_NOSIGNAL = 0x4000;
-const MSG_DONTWAIT = 0x40;
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-const SO_SNDBUFFORCE = 32;
 // libsystemd's SNDBUF_SIZE: room for a state of several MiB.
 const SNDBUF_SIZE = 8 * 1024 * 1024;
-const SCM_RIGHTS = 1;
-const SCM_CREDENTIALS = 2;
-// The kernel refuses more fds in one message (include/net/scm.h).
-const SCM_MAX_FD = 253;
-const E2BIG = 7;
-const EAGAIN = 11;
-const ENAMETOOLONG = 36;
-// struct sockaddr_un's sun_path.
-const SUN_PATH_SIZE = 108;
 
 /**
  * sockaddr_un_set_path(): an absolute path or an `@abstract` name, at least
@@ -59,7 +65,7 @@ function notifyAddress(value: string): Uint8Array {
   const bytes = new TextEncoder().encode(value);
   const shaped = bytes.length >= 2 && (value[0] === "/" || value[0] === "@") &&
     !bytes.includes(0);
-  const fits = bytes.length + 1 <= SUN_PATH_SIZE;
+  const fits = bytes.length <= SUN_PATH_MAX;
   if (!shaped || !fits) {
     // A path too long for sun_path is ENAMETOOLONG, as libsystemd says it:
     // it might be reached another way; everything else is EINVAL.
@@ -68,19 +74,13 @@ function notifyAddress(value: string): Uint8Array {
       "INVALID_NOTIFY_SOCKET",
       `Invalid NOTIFY_SOCKET ${
         JSON.stringify(value)
-      }: not an absolute path or @abstract name of 2 to ${
-        SUN_PATH_SIZE - 1
-      } bytes, ${describeErrno(errno)}`,
+      }: not an absolute path or @abstract name of 2 to ${SUN_PATH_MAX} bytes, ${
+        describeErrno(errno)
+      }`,
       { errno },
     );
   }
-  // An abstract name starts with a NUL and, as libsystemd sends it, has no
-  // NUL after it; a path keeps its terminating NUL in the length.
-  const address = new Uint8Array(2 + bytes.length + (value[0] === "/" ? 1 : 0));
-  address[0] = AF_UNIX;
-  address.set(bytes, 2);
-  if (value[0] === "@") address[2] = 0;
-  return address;
+  return unixSockaddr(value);
 }
 
 const align8 = (length: number) => (length + 7) & ~7;
@@ -330,11 +330,6 @@ export interface NotifyBarrierOptions {
   /** Remove `NOTIFY_SOCKET` from the environment afterwards. */
   unsetEnv?: boolean;
 }
-
-// <poll.h>: struct pollfd is { int fd; short events; short revents; }.
-const POLLFD_SIZE = 8;
-const O_CLOEXEC = 0o2000000;
-const ETIMEDOUT = 110;
 
 /**
  * Waits until the service manager has handled every notification sent

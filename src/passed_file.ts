@@ -12,11 +12,8 @@ import { ActivationError } from "./errors.ts";
 import { isType, statPassedFd } from "./fd_kind.ts";
 import { findPassedFd, normalise } from "./listen.ts";
 import { describeFileType } from "./socket_info.ts";
+import { S_IFCHR, S_IFIFO, S_IFREG, S_IFSOCK } from "./_linux.ts";
 
-const S_IFIFO = 0o010000;
-const S_IFCHR = 0o020000;
-const S_IFREG = 0o100000;
-const S_IFSOCK = 0o140000;
 // statfs() f_type of the mqueue file system (linux/magic.h).
 const MQUEUE_MAGIC = 0x19800202n;
 

@@ -4,8 +4,9 @@
 
 import { sys } from "./_sys.deno.ts";
 import { type RawFdInfo, readFdInfo } from "./_sys.common.ts";
-import { EBADF } from "./_errno.ts";
+import { EBADF, ENOTSOCK } from "./_errno.ts";
 import { ActivationError } from "./errors.ts";
+import { AF_INET, AF_INET6, AF_UNIX } from "./_linux.ts";
 
 /** A socket's local address, as getsockname() gives it. */
 export type SocketAddress =
@@ -56,10 +57,6 @@ const SOCKET_TYPES: Readonly<Record<number, SocketInfo["type"]>> = {
   2: "dgram",
   5: "seqpacket",
 };
-const ENOTSOCK = 88;
-const AF_UNIX = 1;
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 // What fstat()'s file type says an fd is, for the error message.
 const FILE_TYPES: Readonly<Record<number, string>> = {

@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
+import * as errno from "../src/_errno.ts";
 import { describeErrno, errnoNumber } from "../src/_errno.ts";
 import { PYTHON } from "./_launch.ts";
 
@@ -74,4 +75,14 @@ test("describeErrno() names EMSGSIZE, and says a number is unknown rather than g
   assert.equal(describeErrno(4096), "errno 4096 (unknown)");
   assert.equal(errnoNumber("EXYZ"), undefined);
   assert.equal(errnoNumber("toString"), undefined);
+});
+
+test("the errno constants the library uses are the table's numbers", () => {
+  const constants = Object.entries(errno).filter(([name]) =>
+    /^E[A-Z0-9]+$/.test(name)
+  );
+  assert.ok(constants.length >= 10, `only ${constants.length} constants`);
+  for (const [name, value] of constants) {
+    assert.equal(value, errnoNumber(name), name);
+  }
 });

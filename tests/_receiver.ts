@@ -434,3 +434,16 @@ export async function startReceiver(
     stderr: () => stderr,
   };
 }
+
+/** Runs `run` with a fresh receiver, closed afterwards whatever happens. */
+export async function withReceiver<T>(
+  run: (receiver: Receiver) => Promise<T>,
+  options: ReceiverOptions = {},
+): Promise<T> {
+  const receiver = await startReceiver(options);
+  try {
+    return await run(receiver);
+  } finally {
+    await receiver.close();
+  }
+}

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
-import { freePort, httpGet, within } from "./_activator.ts";
+import { freePort, httpGet } from "./_activator.ts";
+import { type ClientLoop, clientLoop } from "./_client_loop.ts";
 import { fixtureCommand } from "./_runtime.ts";
 import { startCli } from "./_socket_activate.ts";
 
@@ -20,51 +21,16 @@ interface Answer {
   socket: string;
 }
 
-/** Clients that each open one connection after another until stopped. */
-function clientLoops(port: number) {
-  const answers: Answer[] = [];
-  const failures = new Map<string, number>();
-  const waiters: { pid: number; resolve(): void }[] = [];
-  let running = true;
-  async function client(): Promise<void> {
-    while (running) {
-      try {
-        const answer = await httpGet({ port }, "/");
-        if (answer.status !== 200) throw new Error(`status ${answer.status}`);
-        const body = JSON.parse(answer.body) as Answer;
-        answers.push(body);
-        for (const waiter of waiters.filter((w) => w.pid === body.pid)) {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          waiter.resolve();
-        }
-      } catch (error) {
-        const code = (error as { code?: string }).code ??
-          (error as Error).message;
-        failures.set(code, (failures.get(code) ?? 0) + 1);
-      }
-    }
-  }
-  const done = Promise.all(Array.from({ length: CLIENTS }, client));
-  return {
-    answers,
-    failures,
-    /** Resolves once a client got an answer from `pid`. */
-    answeredBy(pid: number): Promise<void> {
-      if (answers.some((answer) => answer.pid === pid)) {
-        return Promise.resolve();
-      }
-      return within(
-        new Promise((resolve) => waiters.push({ pid, resolve })),
-        `an answer from pid ${pid} (failures: ${
-          JSON.stringify([...failures])
-        })`,
-      );
-    },
-    async stop(): Promise<void> {
-      running = false;
-      await done;
-    },
-  };
+/** Asks the child which process and socket served: a new connection. */
+async function served(port: number): Promise<Answer> {
+  const answer = await httpGet({ port }, "/");
+  if (answer.status !== 200) throw new Error(`status ${answer.status}`);
+  return JSON.parse(answer.body) as Answer;
+}
+
+/** Resolves once a client got an answer from `pid`. */
+function answeredBy(clients: ClientLoop<Answer>, pid: number): Promise<void> {
+  return clients.answered((answer) => answer.pid === pid, `pid ${pid}`);
 }
 
 function pidOf(line: string): number {
@@ -86,13 +52,13 @@ async function restartUnderLoad(
     // Reading /proc/self/fd/N on Deno takes --allow-all.
     ...fixtureCommand(fixture, { denoFlags: ["--allow-all"] }),
   ]);
-  let clients: ReturnType<typeof clientLoops> | undefined;
+  let clients: ClientLoop<Answer> | undefined;
   try {
     let pid = pidOf(await cli.event(/^ready pid/));
-    clients = clientLoops(port);
+    clients = clientLoop(CLIENTS, () => served(port));
     const pids = [pid];
     for (let round = 0; round < RESTARTS; round++) {
-      await clients.answeredBy(pid);
+      await answeredBy(clients, pid);
       process.kill(cli.child.pid!, "SIGHUP");
       await cli.event(/^restarting: SIGHUP$/);
       const next = pidOf(await cli.event(/^ready pid/));
@@ -106,9 +72,9 @@ async function restartUnderLoad(
       pid = next;
       pids.push(pid);
     }
-    await clients.answeredBy(pid);
+    await answeredBy(clients, pid);
     await clients.stop();
-    assert.deepEqual(Object.fromEntries(clients.failures), {}, cli.stderr());
+    assert.deepEqual(clients.failures, [], cli.stderr());
     // Every generation answered, each on the same socket, which is the
     // activator's own.
     const sockets = new Set(clients.answers.map((answer) => answer.socket));

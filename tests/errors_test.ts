@@ -12,11 +12,9 @@ import {
   runProbe,
 } from "./fixtures/probe_launch.ts";
 import { LISTEN_VARIABLES } from "./_env.ts";
+import { EBADF, EINVAL, ERANGE } from "./_errno.ts";
 
 const TCP: LaunchFd = { type: "tcp" };
-const EBADF = 9;
-const EINVAL = 22;
-const ERANGE = 34;
 const CALLS = ["listenFds", "getSystemdSocket"] as const;
 
 function errorOf(report: ProbeReport) {

@@ -25,6 +25,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, test } from "node:test";
 import { eventLog, within } from "./_activator.ts";
+import { type ClientLoop, clientLoop } from "./_client_loop.ts";
 import {
   activate,
   ActivationError,
@@ -538,37 +539,7 @@ test(
       "--",
       ...service(endpoint),
     ]);
-    let answered = 0;
-    const failures: string[] = [];
-    const servedBy = new Map<number, Served>();
-    const waiting: (() => void)[] = [];
-    let running = true;
-    let target: Target | undefined;
-    async function client(): Promise<void> {
-      while (running) {
-        try {
-          // A new connection for each request (no agent).
-          const served = await get(target!);
-          servedBy.set(served.pid, served);
-          answered++;
-        } catch (error) {
-          failures.push(String(error));
-        }
-        for (const wake of waiting.splice(0)) wake();
-      }
-    }
-    function until(done: () => boolean): Promise<void> {
-      return new Promise((resolve) => {
-        const check = () => done() ? resolve() : waiting.push(check);
-        check();
-      });
-    }
-    const after = (count: number) => {
-      const goal = answered + count;
-      return until(() => answered >= goal || failures.length > 0);
-    };
-
-    const clients: Promise<void>[] = [];
+    let clients: ClientLoop<Served> | undefined;
     try {
       assert.match(
         await cli.event(/^started pid/),
@@ -576,33 +547,42 @@ test(
       );
       await cli.event(/^stored fd "web"$/);
       const said = await cli.event(/: STATUS=Listening on /);
-      target = { port: Number(/:(\d+)$/.exec(said)![1]) };
+      const target: Target = { port: Number(/:(\d+)$/.exec(said)![1]) };
       let old = pidOf(await cli.event(/^ready pid/));
       const inode = listeningInode(target);
       // The store: the activator's copy.
       assert.equal(fdsOf(cli.child.pid!, inode).length, 1);
-      clients.push(...Array.from({ length: CLIENTS }, client));
-      await after(BETWEEN);
+      // A new connection for each request (no agent).
+      clients = clientLoop(CLIENTS, () => get(target));
+      await clients.after(BETWEEN);
       for (let round = 0; round < RESTARTS; round++) {
         process.kill(cli.child.pid!, "SIGHUP");
         await cli.event(/^started pid \d+ with web=fd 3$/);
         const next = pidOf(await cli.event(/^ready pid/));
         await cli.event(new RegExp(`^stopped pid ${old} \\(exit 0\\)$`));
         // The new child serves now, alone.
-        await until(() => servedBy.has(next) || failures.length > 0);
+        await clients.answered((served) => served.pid === next, `pid ${next}`);
         assert.equal(listeningInode(target), inode);
         old = next;
-        await after(BETWEEN);
+        await clients.after(BETWEEN);
       }
     } finally {
-      running = false;
-      await Promise.all(clients);
+      await clients?.stop();
       if (cli.child.exitCode === null && cli.child.signalCode === null) {
         process.kill(cli.child.pid!, "SIGTERM");
       }
       await cli.exited;
     }
-    assert.deepEqual(failures, [], `${answered} requests answered`);
+    assert.deepEqual(
+      clients.failures,
+      [],
+      `${clients.answers.length} requests answered`,
+    );
+    // The first answer of each child.
+    const servedBy = new Map<number, Served>();
+    for (const served of clients.answers) {
+      if (!servedBy.has(served.pid)) servedBy.set(served.pid, served);
+    }
     assert.equal(servedBy.size, RESTARTS + 1);
     const children = [...servedBy.values()];
     assert.equal(children[0]!.source, "bound");

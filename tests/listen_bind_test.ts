@@ -23,12 +23,13 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer, type Server } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { after, test } from "node:test";
 import { within } from "./_activator.ts";
+import { close, echo, ping, staleSocket } from "./_echo.ts";
 import { lineReader } from "./_launch.ts";
 import { ActivationError, listen } from "./_lib.ts";
 import { fixtureCommand, runtime } from "./_runtime.ts";
@@ -66,43 +67,6 @@ function pathOfLength(bytes: number, name = "app.sock"): string {
   const path = join(dir, name);
   assert.equal(Buffer.byteLength(path), bytes);
   return path;
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve, reject) =>
-    server.close((error) => error ? reject(error) : resolve())
-  );
-}
-
-/** Sends a line to the server at `path`; resolves with the answer line. */
-function ping(path: string): Promise<string> {
-  return within(
-    new Promise((resolve, reject) => {
-      const socket = connect({ path });
-      socket.setEncoding("utf8");
-      let buffered = "";
-      socket.on("data", (chunk: string) => {
-        buffered += chunk;
-        const end = buffered.indexOf("\n");
-        if (end >= 0) {
-          socket.destroy();
-          resolve(buffered.slice(0, end));
-        }
-      });
-      socket.on("error", reject);
-      socket.write("ping\n");
-    }),
-    `an answer from ${path}`,
-  );
-}
-
-/** An echo server on a net.Server from listen(), in this process. */
-function echo(server: Server): Server {
-  server.on("connection", (socket) => {
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => socket.write(`here ${chunk}`));
-  });
-  return server;
 }
 
 /** The names in `dir`, sorted. */
@@ -209,16 +173,6 @@ async function stop(fixture: Fixture): Promise<void> {
   await fixture.exited;
 }
 
-/** A socket file nobody listens on: a second name of a closed server's. */
-async function staleSocket(path: string): Promise<void> {
-  const server = createServer();
-  const live = `${path}.live`;
-  await new Promise<void>((resolve) => server.listen(live, resolve));
-  linkSync(live, path);
-  await close(server);
-  assert.ok(lstatSync(path).isSocket());
-}
-
 // --- Paths up to 107 bytes ---------------------------------------------------
 
 test("listen() binds socket paths up to 107 bytes, also where .NAME-XXXXXX/s beside it would not fit", async () => {
@@ -234,7 +188,7 @@ test("listen() binds socket paths up to 107 bytes, also where .NAME-XXXXXX/s bes
       assert.equal(stats.mode & 0o7777, 0o600, `${bytes} bytes`);
       assert.deepEqual(entries(dir), ["app.sock"], `${bytes} bytes`);
       assert.deepEqual(entries(dirname(dir)), [basename(dir)]);
-      assert.equal(await ping(path), "here ping");
+      assert.equal(await ping({ path }), "here ping");
     } finally {
       await close(server);
     }
@@ -271,7 +225,7 @@ test("listen() binds on a tmpfs mount point: /dev/shm", async (t) => {
   const server = echo(await listen(`unix://${path}`));
   try {
     assert.ok(lstatSync(path).isSocket());
-    assert.equal(await ping(path), "here ping");
+    assert.equal(await ping({ path }), "here ping");
     assert.deepEqual(privateFolders("/dev/shm", name), []);
   } finally {
     await close(server);
@@ -295,7 +249,7 @@ test("listen() binds at the top of a freshly mounted tmpfs", async (t) => {
     const server = echo(await listen(`unix://${path}`, { mode: 0o640 }));
     try {
       assert.equal(lstatSync(path).mode & 0o7777, 0o640);
-      assert.equal(await ping(path), "here ping");
+      assert.equal(await ping({ path }), "here ping");
       assert.deepEqual(entries(mountPoint), ["app.sock"]);
     } finally {
       await close(server);
@@ -441,7 +395,7 @@ test("listen() as a user who owns only the socket's folder, under a root-owned p
     assert.equal(stats.mode & 0o7777, 0o660);
     assert.deepEqual(entries(own), ["app.sock"]);
     assert.deepEqual(entries(parent), ["app"]);
-    assert.match(await ping(path), /^\d+ ping$/);
+    assert.match(await ping({ path }), /^\d+ ping$/);
   } finally {
     if (event.event === "listening") await stop(fixture);
   }
@@ -504,7 +458,7 @@ for (
       const server = echo(await listen(`unix://${path}`));
       try {
         assert.deepEqual(entries(dir), ["app.sock"]);
-        assert.equal(await ping(path), "here ping");
+        assert.equal(await ping({ path }), "here ping");
       } finally {
         await close(server);
       }
@@ -616,7 +570,7 @@ test("A bind stopped with its socket listening in its private folder loses to a 
     );
     assert.equal(await fixture.exited, 0);
     assert.deepEqual(entries(dir), ["app.sock"]);
-    assert.equal(await ping(path), "here ping");
+    assert.equal(await ping({ path }), "here ping");
   } finally {
     await close(winner);
   }
@@ -637,7 +591,7 @@ test("A bind whose empty private folder another listen() took for a leftover sta
     assert.equal(event.code, "ADDRESS_IN_USE", event.message);
     assert.equal(await fixture.exited, 0);
     assert.deepEqual(entries(dir), ["app.sock"]);
-    assert.equal(await ping(path), "here ping");
+    assert.equal(await ping({ path }), "here ping");
   } finally {
     await close(winner);
   }

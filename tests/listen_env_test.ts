@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ActivationError, type ListenEnv, parseListenEnv } from "./_lib.ts";
+import { EINVAL, ERANGE } from "./_errno.ts";
 
 const PID = 4242;
-const EINVAL = 22;
-const ERANGE = 34;
 
 type Expected =
   | { count: number; names?: readonly string[] }

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import {
   existsSync,
-  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -17,7 +16,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer, type Server } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -28,6 +27,7 @@ import {
   stop,
   within,
 } from "./_activator.ts";
+import { close, echo, ping, staleSocket, type Target } from "./_echo.ts";
 import { launch, type LaunchFd } from "./_launch.ts";
 import { ActivationError, listen } from "./_lib.ts";
 import { fixtureCommand } from "./_runtime.ts";
@@ -50,32 +50,6 @@ function folder(): string {
   return path;
 }
 
-type Target = { port: number; host?: string } | { path: string };
-
-/** Sends "ping" to the echo server at `target`; resolves with its answer. */
-function ping(target: Target, line = "ping"): Promise<string> {
-  return within(
-    new Promise((resolve, reject) => {
-      const socket = "path" in target
-        ? connect({ path: target.path })
-        : connect({ host: target.host ?? "127.0.0.1", port: target.port });
-      socket.setEncoding("utf8");
-      let buffered = "";
-      socket.on("data", (chunk: string) => {
-        buffered += chunk;
-        const end = buffered.indexOf("\n");
-        if (end >= 0) {
-          socket.destroy();
-          resolve(buffered.slice(0, end));
-        }
-      });
-      socket.on("error", reject);
-      socket.write(`${line}\n`);
-    }),
-    `an answer from ${JSON.stringify(target)}`,
-  );
-}
-
 /** Whether something accepts connections at `target` (false: refused). */
 function accepts(target: Target): Promise<boolean> {
   return new Promise((resolve, reject) => {
@@ -92,21 +66,6 @@ function accepts(target: Target): Promise<boolean> {
       } else reject(error);
     });
   });
-}
-
-/** An echo server in this process on a net.Server from listen(). */
-function echo(server: Server): Server {
-  server.on("connection", (socket) => {
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => socket.write(`here ${chunk}`));
-  });
-  return server;
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve, reject) =>
-    server.close((error) => error ? reject(error) : resolve())
-  );
 }
 
 interface Event {
@@ -464,16 +423,6 @@ test("listen() under systemd-socket-activate serves the passed unix socket and l
 });
 
 // --- Binding a unix socket here ---------------------------------------------
-
-/** A stale socket: a second name of a socket whose server has closed. */
-async function staleSocket(path: string): Promise<void> {
-  const server = createServer();
-  const live = `${path}.live`;
-  await new Promise<void>((resolve) => server.listen(live, resolve));
-  linkSync(live, path);
-  await close(server);
-  assert.ok(lstatSync(path).isSocket());
-}
 
 test("listen() binds a unix socket with mode 0660 by default and leaves no temporary folder", async () => {
   const dir = folder();

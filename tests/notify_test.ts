@@ -11,34 +11,23 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
 import { within } from "./_activator.ts";
-import { queueRoom, type Receiver, startReceiver } from "./_receiver.ts";
+import { queueRoom, startReceiver, withReceiver } from "./_receiver.ts";
 import {
   runSender,
   startSender,
   type Step,
   stopSender,
 } from "./fixtures/notify_launch.ts";
-
-const EINVAL = 22;
-const ENOENT = 2;
-const E2BIG = 7;
-const EBADF = 9;
-const ETIMEDOUT = 110;
-const ENAMETOOLONG = 36;
-const ECONNREFUSED = 111;
-const EAGAIN = 11;
-
-async function withReceiver<T>(
-  run: (receiver: Receiver) => Promise<T>,
-  options: Parameters<typeof startReceiver>[0] = {},
-): Promise<T> {
-  const receiver = await startReceiver(options);
-  try {
-    return await run(receiver);
-  } finally {
-    await receiver.close();
-  }
-}
+import {
+  E2BIG,
+  EAGAIN,
+  EBADF,
+  ECONNREFUSED,
+  EINVAL,
+  ENAMETOOLONG,
+  ENOENT,
+  ETIMEDOUT,
+} from "./_errno.ts";
 
 function uniqueName(label: string): string {
   return `socket-activation-test-${label}-${process.pid}-${

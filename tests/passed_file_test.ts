@@ -186,6 +186,7 @@ test("readPassedFile() refuses a socket or a directory with UNSUITABLE_SOCKET sa
     const failure = await event(socket, "the error");
     assert.deepEqual(failure, {
       event: "error",
+      name: "ActivationError",
       code: "UNSUITABLE_SOCKET",
       message:
         "Cannot read fd://input: fd 3 is a socket, not a FIFO or a special file; listen() and listenDatagram() serve sockets",
@@ -199,6 +200,7 @@ test("readPassedFile() refuses a socket or a directory with UNSUITABLE_SOCKET sa
   try {
     assert.deepEqual(await event(directory, "the error"), {
       event: "error",
+      name: "ActivationError",
       code: "UNSUITABLE_SOCKET",
       message:
         "Cannot read fd://input: fd 3 is a directory, not a FIFO or a special file",
@@ -216,6 +218,7 @@ test("readPassedFile() refuses a POSIX message queue (ListenMessageQueue=) with 
   try {
     assert.deepEqual(await event(launched, "the error"), {
       event: "error",
+      name: "ActivationError",
       code: "UNSUPPORTED",
       message:
         "Cannot read fd://input: fd 3 is a POSIX message queue (ListenMessageQueue=), whose messages neither Deno nor Node can receive",

@@ -14,9 +14,8 @@ import { test } from "node:test";
 import { launch } from "./_launch.ts";
 import { fixtureCommand, runtime } from "./_runtime.ts";
 import { LISTEN_VARIABLES } from "./_env.ts";
+import { EINVAL, ERANGE } from "./_errno.ts";
 
-const EINVAL = 22;
-const ERANGE = 34;
 const ALL = LISTEN_VARIABLES;
 const PASSED = [
   { fd: 3, name: "web" },

@@ -13,9 +13,7 @@ import {
   type Service,
   startService,
 } from "./fixtures/notify_reload_launch.ts";
-
-const EINVAL = 22;
-const ENOENT = 2;
+import { EINVAL, ENOENT } from "./_errno.ts";
 
 async function withService(
   run: (service: Service, receiver: Receiver) => Promise<void>,

@@ -12,6 +12,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { clientLoop } from "./_client_loop.ts";
 import { startPython } from "./_launch.ts";
 import { fixtureCommand } from "./_runtime.ts";
 import { ask, FALLBACK_VARIABLE, MODES, type ServeMode } from "./_serve.ts";
@@ -164,63 +165,36 @@ for (const mode of MODES) {
     async () => {
       const supervised = await supervise(mode);
       const target = { port: supervised.port };
-      let answered = 0;
-      const failures: string[] = [];
-      const servedBy = new Map<number, number>();
-      const waiting: (() => void)[] = [];
-      let running = true;
-      async function client(): Promise<void> {
-        while (running) {
-          try {
-            // A new connection for each request (no agent).
-            const answer = await ask(target, { path: "/handover" });
-            if (answer.status !== 200) {
-              failures.push(`HTTP ${answer.status}: ${answer.body}`);
-            } else {
-              const { pid } = JSON.parse(answer.body) as { pid: number };
-              servedBy.set(pid, (servedBy.get(pid) ?? 0) + 1);
-              answered++;
-            }
-          } catch (error) {
-            failures.push(String(error));
-            // Enough to tell; the test fails at its end.
-            if (failures.length >= 100) running = false;
-          }
-          for (const wake of waiting.splice(0)) wake();
-        }
-      }
-      function until(done: () => boolean): Promise<void> {
-        return new Promise((resolve) => {
-          const check = () => done() ? resolve() : waiting.push(check);
-          check();
-        });
-      }
-      const after = (count: number) => {
-        const goal = answered + count;
-        return until(() => answered >= goal || failures.length > 0);
-      };
-
       let current = await supervised.start();
-      const clients = Array.from({ length: CLIENTS }, client);
+      // A new connection for each request (no agent); the answer is the pid
+      // of the process that served it.
+      const clients = clientLoop(CLIENTS, async () => {
+        const answer = await ask(target, { path: "/handover" });
+        if (answer.status !== 200) {
+          throw new Error(`HTTP ${answer.status}: ${answer.body}`);
+        }
+        return (JSON.parse(answer.body) as { pid: number }).pid;
+      });
       try {
-        await after(BETWEEN);
+        await clients.after(BETWEEN);
         for (let round = 0; round < HANDOVERS; round++) {
           const next = await supervised.start();
           // Both accept from the socket now; the next one has served.
-          await until(() =>
-            (servedBy.get(next) ?? 0) > 0 || failures.length > 0
-          );
+          await clients.answered((pid) => pid === next, `pid ${next}`);
           await supervised.terminate(current);
           current = next;
-          await after(BETWEEN);
+          await clients.after(BETWEEN);
         }
       } finally {
-        running = false;
-        await Promise.all(clients);
+        await clients.stop();
         await supervised.terminate(current).finally(() => supervised.close());
       }
-      assert.deepEqual(failures, [], `${answered} requests answered`);
-      assert.equal(servedBy.size, HANDOVERS + 1);
+      assert.deepEqual(
+        clients.failures,
+        [],
+        `${clients.answers.length} requests answered`,
+      );
+      assert.equal(new Set(clients.answers).size, HANDOVERS + 1);
     },
   );
 }

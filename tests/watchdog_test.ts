@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { queueRoom, type Receiver, startReceiver } from "./_receiver.ts";
+import { queueRoom, startReceiver, withReceiver } from "./_receiver.ts";
 import { within } from "./_activator.ts";
 import {
   runSender,
@@ -12,22 +12,7 @@ import {
   type Step,
   stopSender,
 } from "./fixtures/notify_launch.ts";
-
-const EINVAL = 22;
-const ERANGE = 34;
-const EAGAIN = 11;
-const ENOENT = 2;
-
-async function withReceiver<T>(
-  run: (receiver: Receiver) => Promise<T>,
-): Promise<T> {
-  const receiver = await startReceiver();
-  try {
-    return await run(receiver);
-  } finally {
-    await receiver.close();
-  }
-}
+import { EAGAIN, EINVAL, ENOENT, ERANGE } from "./_errno.ts";
 
 type Expected = bigint | undefined | { code: string; errno: number };
 

@@ -23,6 +23,7 @@ import { constants } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ActivationError, type ActivationErrorCode } from "./errors.ts";
 import { SUN_PATH_MAX } from "./_linux.ts";
+import { whenListening } from "./_when_listening.ts";
 
 /** The mode of a unix socket we bind when none is asked for: owner and group. */
 export const DEFAULT_SOCKET_MODE = 0o660;
@@ -172,26 +173,7 @@ export function listenServer(
     path: string;
   },
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    function onError(error: Error): void {
-      server.off("listening", onListening);
-      reject(error);
-    }
-    function onListening(): void {
-      server.off("error", onError);
-      resolve();
-    }
-    server.once("error", onError);
-    server.once("listening", onListening);
-    try {
-      server.listen(options);
-    } catch (error) {
-      // Deno refuses a unix socket without --allow-net right here.
-      server.off("error", onError);
-      server.off("listening", onListening);
-      reject(error);
-    }
-  });
+  return whenListening(server, () => server.listen(options));
 }
 
 function closeServer(server: Server): Promise<void> {

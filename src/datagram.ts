@@ -12,6 +12,7 @@ import {
 import { sys } from "./_sys.deno.ts";
 import { unsetListenEnv } from "./_activate.ts";
 import { codeOf, systemError } from "./_unix_socket.ts";
+import { whenListening } from "./_when_listening.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { ActivationError } from "./errors.ts";
 import {
@@ -124,25 +125,10 @@ function bound(
   socket: NodeDatagramSocket,
   options: { fd: number } | { address: string; port: number },
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    function onError(error: Error): void {
-      socket.off("listening", onListening);
-      reject(error);
-    }
-    function onListening(): void {
-      socket.off("error", onError);
-      resolve();
-    }
-    socket.once("error", onError);
-    socket.once("listening", onListening);
-    try {
-      socket.bind({ exclusive: true, ...options });
-    } catch (error) {
-      socket.off("error", onError);
-      socket.off("listening", onListening);
-      reject(error);
-    }
-  });
+  return whenListening(
+    socket,
+    () => socket.bind({ exclusive: true, ...options }),
+  );
 }
 
 function checkDatagram(fd: number, where: string): SocketInfo {
